@@ -1,0 +1,355 @@
+#include "pgcm/actors/cluster_manager.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "log.hpp"
+#include "pgcm/actors/connection_worker.hpp"
+#include "pgcm/actors/node_supervisor.hpp"
+#include "pgcm/messages/error.hpp"
+#include "reactor.hpp"
+
+namespace pgcm {
+
+namespace {
+
+using namespace std::chrono;
+
+/// Extra time the manager gives a node beyond the request's own deadline
+/// before it answers for it: the node normally answers first, with its own
+/// query_timeout, after cancelling the statement.
+constexpr auto guard_margin = seconds{1};
+
+struct managed_node {
+  node_supervisor_actor supervisor;
+  node_config cfg; // full, with password: needed to restart the supervisor
+  health_status health;
+  pool_stats stats;
+};
+
+struct manager_data {
+  manager_options opts;
+  std::shared_ptr<detail::reactor> io;
+  std::vector<std::string> order; // ids in the order they were added
+  std::unordered_map<std::string, managed_node> nodes;
+  std::vector<event_subscriber_actor> subscribers;
+  bool shutting_down = false;
+  std::vector<caf::typed_response_promise<ok_atom>> shutdown_waiters;
+};
+
+using self_ptr = manager_actor::stateful_pointer<manager_data>;
+
+caf::error not_found(const std::string& id) {
+  return make_error(errc::node_not_found, "node \"" + id + "\" not found");
+}
+
+caf::error shutting_down_error() {
+  return make_error(errc::shutting_down, "manager is shutting down");
+}
+
+void broadcast(self_ptr self, const node_event& ev) {
+  for (auto& sub : self->state.subscribers)
+    self->send(sub, event_atom::value, ev);
+}
+
+node_info info_of(const std::string& id, const managed_node& n) {
+  node_info out;
+  out.id = id;
+  out.config = redacted(n.cfg);
+  out.health = n.health;
+  out.pool = n.stats;
+  return out;
+}
+
+/// Adds validated nodes, starts them in parallel and answers once every one
+/// has connected or failed its first attempt.
+caf::typed_response_promise<ok_atom> add_nodes(self_ptr self, std::vector<node_entry> entries) {
+  auto rp = self->make_response_promise<ok_atom>();
+  auto& st = self->state;
+  if (st.shutting_down) {
+    rp.deliver(shutting_down_error());
+    return rp;
+  }
+  std::unordered_set<std::string> seen;
+  for (auto& [id, cfg] : entries) {
+    if (id.empty()) {
+      rp.deliver(make_error(errc::invalid_config, "node id must not be empty"));
+      return rp;
+    }
+    if (st.nodes.count(id) > 0 || !seen.insert(id).second) {
+      rp.deliver(make_error(errc::duplicate_node, "node \"" + id + "\" already exists"));
+      return rp;
+    }
+    if (auto problem = validate(id, cfg)) {
+      rp.deliver(to_caf_error(*problem));
+      return rp;
+    }
+  }
+  if (entries.empty()) {
+    rp.deliver(ok_atom::value);
+    return rp;
+  }
+  auto remaining = std::make_shared<std::size_t>(entries.size());
+  for (auto& [id, cfg] : entries) {
+    auto& n = st.nodes[id];
+    n.cfg = std::move(cfg);
+    n.stats.node_id = id;
+    st.order.push_back(id);
+    log::info("node {}: added ({})", id, describe(n.cfg));
+    node_event ev;
+    ev.type = event::node_added;
+    ev.node_id = id;
+    broadcast(self, ev);
+    auto& node = st.nodes.at(id);
+    node.supervisor = spawn_node_supervisor(self->system(), self, id, node.cfg, st.opts, st.io);
+    self->monitor(node.supervisor);
+    self->request(node.supervisor, caf::infinite, start_atom::value)
+      .then(
+        [rp, remaining](ok_atom) mutable {
+          if (--*remaining == 0)
+            rp.deliver(ok_atom::value);
+        },
+        [rp, remaining](caf::error&) mutable {
+          if (--*remaining == 0)
+            rp.deliver(ok_atom::value);
+        });
+  }
+  return rp;
+}
+
+void remove_from_order(manager_data& st, const std::string& id) {
+  st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
+}
+
+manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts) {
+  self->state.opts = opts;
+  self->state.io = std::make_shared<detail::reactor>();
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    auto& subs = st.subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const event_subscriber_actor& s) { return s.address() == dm.source; }),
+               subs.end());
+    if (st.shutting_down)
+      return;
+    for (auto& [id, n] : st.nodes)
+      if (n.supervisor && n.supervisor.address() == dm.source) {
+        log::error("node {}: supervisor terminated unexpectedly ({}); restarting it", id,
+                   caf::to_string(dm.reason));
+        n.supervisor = spawn_node_supervisor(self->system(), self, id, n.cfg, st.opts, st.io);
+        self->monitor(n.supervisor);
+        self->request(n.supervisor, caf::infinite, start_atom::value)
+          .then([](ok_atom) {}, [](caf::error&) {});
+        return;
+      }
+  });
+  return {
+    [=](initialize_atom, std::vector<node_entry>& entries) -> caf::result<ok_atom> {
+      return add_nodes(self, std::move(entries));
+    },
+    [=](add_node_atom, std::string& id, node_config& cfg) -> caf::result<ok_atom> {
+      std::vector<node_entry> one;
+      one.emplace_back(std::move(id), std::move(cfg));
+      return add_nodes(self, std::move(one));
+    },
+    [=](remove_node_atom, const std::string& id) -> caf::result<ok_atom> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<ok_atom>();
+      if (st.shutting_down) {
+        rp.deliver(shutting_down_error());
+        return rp;
+      }
+      auto it = st.nodes.find(id);
+      if (it == st.nodes.end()) {
+        rp.deliver(not_found(id));
+        return rp;
+      }
+      auto sup = it->second.supervisor;
+      st.nodes.erase(it);
+      remove_from_order(st, id);
+      self->demonitor(sup.address());
+      auto grace = st.opts.shutdown_timeout;
+      self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
+        .then(
+          [=](ok_atom) mutable {
+            log::info("node {}: removed", id);
+            broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+            rp.deliver(ok_atom::value);
+          },
+          [=](caf::error&) mutable {
+            self->send_exit(sup, caf::exit_reason::kill);
+            broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+            rp.deliver(ok_atom::value);
+          });
+      return rp;
+    },
+    [=](query_atom, const std::string& id, std::string& sql, std::vector<param>& params,
+        caf::timespan timeout) -> caf::result<result_set> {
+      auto& st = self->state;
+      if (st.shutting_down)
+        return shutting_down_error();
+      auto it = st.nodes.find(id);
+      if (it == st.nodes.end())
+        return not_found(id);
+      if (timeout.count() <= 0)
+        timeout = st.opts.query_timeout;
+      query_job job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
+                    duration_cast<milliseconds>(timeout).count(), 0};
+      return self->delegate(it->second.supervisor, query_atom::value, std::move(job));
+    },
+    [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
+        bool healthy_only) -> caf::result<std::vector<node_result_set>> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<std::vector<node_result_set>>();
+      if (st.shutting_down) {
+        rp.deliver(shutting_down_error());
+        return rp;
+      }
+      if (timeout.count() <= 0)
+        timeout = st.opts.query_timeout;
+      std::vector<std::pair<std::string, node_supervisor_actor>> targets;
+      for (auto& id : st.order) {
+        auto& n = st.nodes.at(id);
+        if (!healthy_only || n.health.status == health_state::healthy)
+          targets.emplace_back(id, n.supervisor);
+      }
+      if (targets.empty()) {
+        rp.deliver(std::vector<node_result_set>{});
+        return rp;
+      }
+      struct fan_out {
+        std::vector<node_result_set> results;
+        std::size_t remaining;
+      };
+      auto agg = std::make_shared<fan_out>();
+      agg->results.resize(targets.size());
+      agg->remaining = targets.size();
+      query_job job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
+                    duration_cast<milliseconds>(timeout).count(), 0};
+      for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto& [id, sup] = targets[i];
+        agg->results[i].node_id = id;
+        auto node_id = id;
+        self->request(sup, timeout + guard_margin, query_atom::value, job)
+          .then(
+            [=](result_set& rs) mutable {
+              auto& entry = agg->results[i];
+              entry.success = true;
+              entry.data = std::move(rs);
+              if (--agg->remaining == 0)
+                rp.deliver(std::move(agg->results));
+            },
+            [=](caf::error& err) mutable {
+              auto& entry = agg->results[i];
+              entry.success = false;
+              entry.error = to_error_info(err, "node " + node_id);
+              if (--agg->remaining == 0)
+                rp.deliver(std::move(agg->results));
+            });
+      }
+      return rp;
+    },
+    [=](caf::get_atom, nodes_atom) -> std::vector<node_info> {
+      auto& st = self->state;
+      std::vector<node_info> out;
+      out.reserve(st.order.size());
+      for (auto& id : st.order)
+        out.push_back(info_of(id, st.nodes.at(id)));
+      return out;
+    },
+    [=](caf::get_atom, node_atom, const std::string& id) -> caf::result<node_info> {
+      auto& st = self->state;
+      auto it = st.nodes.find(id);
+      if (it == st.nodes.end())
+        return not_found(id);
+      return info_of(id, it->second);
+    },
+    [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {
+      auto& subs = self->state.subscribers;
+      if (std::find(subs.begin(), subs.end(), sub) == subs.end()) {
+        self->monitor(sub);
+        subs.push_back(std::move(sub));
+      }
+      return ok_atom::value;
+    },
+    [=](unsubscribe_atom, const event_subscriber_actor& sub) -> ok_atom {
+      auto& subs = self->state.subscribers;
+      auto it = std::find(subs.begin(), subs.end(), sub);
+      if (it != subs.end()) {
+        self->demonitor(it->address());
+        subs.erase(it);
+      }
+      return ok_atom::value;
+    },
+    [=](shutdown_atom) -> caf::result<ok_atom> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<ok_atom>();
+      st.shutdown_waiters.push_back(rp);
+      if (st.shutting_down)
+        return rp; // a second call waits for the same end
+      st.shutting_down = true;
+      log::info("shutting down ({} nodes, up to {} ms)", st.order.size(),
+                st.opts.shutdown_timeout.count());
+      auto remaining = std::make_shared<std::size_t>(st.order.size());
+      auto finish = [self]() {
+        for (auto& waiter : self->state.shutdown_waiters)
+          waiter.deliver(ok_atom::value);
+        self->state.shutdown_waiters.clear();
+        self->quit();
+      };
+      if (*remaining == 0) {
+        finish();
+        return rp;
+      }
+      auto grace = st.opts.shutdown_timeout;
+      for (auto& id : st.order) {
+        auto sup = st.nodes.at(id).supervisor;
+        self->demonitor(sup.address());
+        auto one_done = [=]() mutable {
+          broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+          if (--*remaining == 0)
+            finish();
+        };
+        self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
+          .then([=](ok_atom) mutable { one_done(); },
+                [=](caf::error&) mutable {
+                  self->send_exit(sup, caf::exit_reason::kill);
+                  one_done();
+                });
+      }
+      return rp;
+    },
+    [=](version_atom) -> std::uint32_t { return protocol_version; },
+    [=](publish_atom, node_event& ev) {
+      auto& st = self->state;
+      auto it = st.nodes.find(ev.node_id);
+      if (it == st.nodes.end()
+          || caf::actor_cast<caf::actor_addr>(self->current_sender())
+               != it->second.supervisor.address())
+        return; // from a node removed meanwhile
+      if (ev.health)
+        it->second.health = *ev.health;
+      if (ev.stats)
+        it->second.stats = *ev.stats;
+      broadcast(self, ev);
+    },
+    [=](tick_atom, std::uint64_t) {},
+  };
+}
+
+} // namespace
+
+caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_options opts) {
+  if (auto problem = validate(opts))
+    return to_caf_error(*problem);
+  manager_actor hdl = sys.spawn(cluster_manager, opts);
+  return caf::actor_cast<manager_api_actor>(hdl);
+}
+
+} // namespace pgcm

@@ -1,0 +1,458 @@
+#include "pgcm/actors/connection_worker.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <vector>
+
+#include <sys/epoll.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "log.hpp"
+#include "pgcm/messages/error.hpp"
+#include "pq_connection.hpp"
+#include "reactor.hpp"
+
+namespace pgcm {
+
+std::int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+namespace {
+
+using namespace std::chrono;
+
+struct inflight {
+  caf::typed_response_promise<result_set> rp;
+  query_job job;
+  bool abandoned = false; // already answered (timed out); result is dropped
+};
+
+struct worker_data {
+  worker_config cfg;
+  worker_owner_actor owner;
+  std::unique_ptr<detail::pq_connection> conn;
+  worker_state state = worker_state::connecting;
+  std::uint64_t reg_id = 0;
+  int watched_fd = -1;
+  std::deque<inflight> queue;
+  std::int64_t connect_deadline_ns = 0;
+  // Timer: one pending tick at a time, for the earliest deadline.
+  std::uint64_t timer_gen = 0;
+  std::int64_t timer_at_ns = 0;
+  // Cancellation of the statement at the head of the pipeline.
+  bool head_cancelled = false;
+  std::int64_t cancel_sent_ns = 0;
+  std::int64_t last_cancel_ns = 0;
+  // Draining: answer what is in flight, then close.
+  bool draining = false;
+  std::int64_t drain_deadline_ns = 0;
+  // Counts since the last report.
+  worker_report pending_report;
+  bool state_changed = false;
+  bool finished = false; // quit() called; nothing may touch the connection
+  std::vector<detail::pq_outcome> done;
+
+  ~worker_data() {
+    // Exactly one answer per request, even when the actor is killed.
+    for (auto& f : queue)
+      if (!f.abandoned && f.rp.pending())
+        f.rp.deliver(make_error(errc::shutting_down,
+                                "node " + cfg.node_id + ": connection closed before the query "
+                                                        "finished (shutting down)"));
+    if (cfg.io)
+      cfg.io->remove(reg_id, watched_fd);
+  }
+};
+
+using self_ptr = connection_worker_actor::stateful_pointer<worker_data>;
+
+const char* state_name(worker_state s) {
+  switch (s) {
+    case worker_state::connecting: return "connecting";
+    case worker_state::ready: return "ready";
+    case worker_state::retiring: return "retiring";
+    case worker_state::closed: return "closed";
+    case worker_state::failed: return "failed";
+  }
+  return "?";
+}
+
+void send_report(self_ptr self) {
+  auto& st = self->state;
+  auto& r = st.pending_report;
+  if (!st.state_changed && r.ok == 0 && r.failed == 0 && r.timed_out == 0 && r.retried == 0)
+    return;
+  r.worker_id = st.cfg.worker_id;
+  r.state = st.state;
+  self->send(st.owner, report_atom::value, r);
+  r = worker_report{};
+  st.state_changed = false;
+}
+
+void set_state(self_ptr self, worker_state s, std::string error = {}) {
+  auto& st = self->state;
+  if (st.state == s)
+    return;
+  log::debug("node {}: connection {} {} -> {}", st.cfg.node_id, st.cfg.worker_id,
+             state_name(st.state), state_name(s));
+  st.state = s;
+  st.state_changed = true;
+  st.pending_report.error = std::move(error);
+}
+
+void arm(self_ptr self, bool writable) {
+  auto& st = self->state;
+  int fd = st.conn->socket();
+  if (fd < 0)
+    return;
+  if (st.watched_fd >= 0 && st.watched_fd != fd)
+    st.cfg.io->remove(0, st.watched_fd); // id 0: only drop the old fd's interest
+  st.watched_fd = fd;
+  st.cfg.io->watch(st.reg_id, fd, true, writable);
+}
+
+void schedule(self_ptr self, std::int64_t at_ns) {
+  auto& st = self->state;
+  if (at_ns <= 0)
+    return;
+  if (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns)
+    return;
+  st.timer_at_ns = at_ns;
+  auto delay = std::max<std::int64_t>(0, at_ns - steady_now_ns());
+  self->delayed_send(self, nanoseconds{delay}, tick_atom::value, ++st.timer_gen);
+}
+
+std::string timeout_message(const worker_data& st, const query_job& job) {
+  return "node " + st.cfg.node_id + ": query timeout (deadline of " + std::to_string(job.timeout_ms)
+         + " ms passed)";
+}
+
+/// Closes the connection and quits; every request still queued is answered
+/// (retried where that is safe, else with `err`).
+void finish(self_ptr self, worker_state final_state, const caf::error& err, bool retry_safe) {
+  auto& st = self->state;
+  st.finished = true;
+  for (auto& f : st.queue) {
+    if (f.abandoned) {
+      ++st.pending_report.timed_out;
+      continue;
+    }
+    if (retry_safe && f.job.attempt == 0 && st.cfg.retry_to
+        && f.job.deadline_ns > steady_now_ns()) {
+      f.job.attempt = 1;
+      f.rp.delegate(st.cfg.retry_to, query_atom::value, std::move(f.job));
+      ++st.pending_report.retried;
+    } else {
+      f.rp.deliver(err);
+      ++st.pending_report.failed;
+    }
+  }
+  st.queue.clear();
+  if (st.conn)
+    st.conn->close();
+  set_state(self, final_state, final_state == worker_state::failed
+                                 ? to_error_info(err).message
+                                 : std::string{});
+  send_report(self);
+  self->quit();
+}
+
+void fail_connection(self_ptr self, const std::string& why, bool retry_safe) {
+  auto& st = self->state;
+  log::info("node {}: connection {} lost: {}", st.cfg.node_id, st.cfg.worker_id, why);
+  finish(self, worker_state::failed,
+         make_error(errc::connection_failed, "node " + st.cfg.node_id + ": connection lost: " + why),
+         retry_safe);
+}
+
+/// Cancels the statement at the head of the pipeline if its request was
+/// already answered (timed out or drained).
+void maybe_cancel_head(self_ptr self) {
+  auto& st = self->state;
+  if (st.queue.empty() || !st.queue.front().abandoned || st.head_cancelled)
+    return;
+  st.head_cancelled = true;
+  st.cancel_sent_ns = st.last_cancel_ns = steady_now_ns();
+  if (!detail::reactor::cancel_async(st.conn->make_cancel())) {
+    fail_connection(self, "could not send a cancel request", false);
+    return;
+  }
+  schedule(self, st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
+}
+
+bool retryable(const worker_data& st, const detail::pq_outcome& out, const query_job& job) {
+  if (job.attempt != 0 || !st.cfg.retry_to || job.deadline_ns <= steady_now_ns())
+    return false;
+  if (out.stale_statement)
+    return true;
+  // The server ended the session (pg_terminate_backend, shutdown): the
+  // statement was aborted or never started, nothing was committed.
+  if (out.fatal && out.sqlstate.rfind("57P0", 0) == 0)
+    return true;
+  // Hit by a cancel that was aimed at an earlier, timed-out statement.
+  if (out.sqlstate == "57014" && st.last_cancel_ns != 0
+      && steady_now_ns() - st.last_cancel_ns < duration_cast<nanoseconds>(seconds{2}).count())
+    return true;
+  return false;
+}
+
+void close_when_idle(self_ptr self) {
+  auto& st = self->state;
+  if (!st.queue.empty())
+    return;
+  if (st.draining || st.state == worker_state::retiring)
+    finish(self, worker_state::closed, caf::error{}, false);
+}
+
+void deliver_outcomes(self_ptr self) {
+  auto& st = self->state;
+  for (auto& out : st.done) {
+    if (st.queue.empty())
+      break; // cannot happen: one outcome per request sent
+    auto f = std::move(st.queue.front());
+    st.queue.pop_front();
+    st.head_cancelled = false;
+    if (f.abandoned) {
+      ++st.pending_report.timed_out;
+      continue;
+    }
+    if (out.ok) {
+      f.rp.deliver(std::move(out.result));
+      ++st.pending_report.ok;
+    } else if (retryable(st, out, f.job)) {
+      f.job.attempt = 1;
+      f.rp.delegate(st.cfg.retry_to, query_atom::value, std::move(f.job));
+      ++st.pending_report.retried;
+    } else {
+      auto code = out.fatal ? errc::connection_failed : errc::query_failed;
+      auto what = out.fatal ? ": connection lost: " : ": query failed: ";
+      f.rp.deliver(make_error(code, "node " + st.cfg.node_id + what + out.error, out.sqlstate));
+      ++st.pending_report.failed;
+    }
+  }
+  st.done.clear();
+  // A request that leaves a transaction open poisons the connection: it is
+  // discarded, never reused (its transaction is rolled back by the server).
+  if (st.queue.empty() && st.state == worker_state::ready && !st.conn->idle_in_session()) {
+    log::info("node {}: connection {} left in a transaction; discarding it", st.cfg.node_id,
+              st.cfg.worker_id);
+    set_state(self, worker_state::retiring);
+  }
+  maybe_cancel_head(self);
+}
+
+void on_readable(self_ptr self, bool writable_too) {
+  auto& st = self->state;
+  std::string err;
+  int flushed = 0;
+  if (writable_too) {
+    flushed = st.conn->flush();
+    if (flushed < 0)
+      return fail_connection(self, st.conn->last_error(), false);
+  }
+  if (!st.conn->consume(err))
+    return fail_connection(self, err, false);
+  bool alive = st.conn->read_results(st.done);
+  bool server_ended_session = false;
+  for (auto& o : st.done)
+    server_ended_session |= o.fatal && o.sqlstate.rfind("57P0", 0) == 0;
+  deliver_outcomes(self);
+  if (self->state.finished)
+    return;
+  if (!alive)
+    return fail_connection(self, st.conn->last_error(), server_ended_session);
+  if (st.state == worker_state::retiring || st.draining) {
+    close_when_idle(self);
+    if (self->state.finished)
+      return;
+  }
+  send_report(self);
+  arm(self, flushed == 1);
+}
+
+void on_connect_progress(self_ptr self) {
+  auto& st = self->state;
+  std::string err;
+  switch (st.conn->poll_connect(err)) {
+    case detail::pq_connection::connect_status::reading:
+      arm(self, false);
+      return;
+    case detail::pq_connection::connect_status::writing:
+      arm(self, true);
+      return;
+    case detail::pq_connection::connect_status::ready:
+      set_state(self, worker_state::ready);
+      log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id,
+                 st.cfg.worker_id, st.conn->backend_pid());
+      send_report(self);
+      arm(self, false);
+      if (st.draining)
+        close_when_idle(self);
+      return;
+    case detail::pq_connection::connect_status::failed:
+      return finish(self, worker_state::failed,
+                    make_error(errc::connection_failed,
+                               "node " + st.cfg.node_id + ": connection failed: " + err),
+                    false);
+  }
+}
+
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  auto now = steady_now_ns();
+  st.timer_at_ns = 0;
+  if (st.state == worker_state::connecting) {
+    if (now >= st.connect_deadline_ns)
+      return finish(self, worker_state::failed,
+                    make_error(errc::connection_failed,
+                               "node " + st.cfg.node_id + ": connection failed: timeout after "
+                                 + std::to_string(st.cfg.connect_timeout.count()) + " ms"),
+                    false);
+    schedule(self, st.connect_deadline_ns);
+    return;
+  }
+  if (st.draining && now >= st.drain_deadline_ns) {
+    // Grace period over: cancel what runs, answer everything, close.
+    if (!st.queue.empty() && !st.queue.front().abandoned)
+      detail::reactor::cancel_async(st.conn->make_cancel());
+    return finish(self, worker_state::closed,
+                  make_error(errc::shutting_down,
+                             "node " + st.cfg.node_id
+                               + ": query cancelled: shutdown deadline passed"),
+                  false);
+  }
+  std::int64_t next = st.draining ? st.drain_deadline_ns : 0;
+  auto earliest = [&](std::int64_t t) {
+    if (t > 0 && (next == 0 || t < next))
+      next = t;
+  };
+  for (auto& f : st.queue) {
+    if (f.abandoned)
+      continue;
+    if (f.job.deadline_ns <= now) {
+      f.abandoned = true;
+      f.rp.deliver(make_error(errc::query_timeout, timeout_message(st, f.job)));
+    } else {
+      earliest(f.job.deadline_ns);
+    }
+  }
+  if (st.head_cancelled
+      && now - st.cancel_sent_ns >= duration_cast<nanoseconds>(st.cfg.cancel_grace).count())
+    return fail_connection(self, "statement did not stop after cancel", false);
+  maybe_cancel_head(self);
+  if (self->state.finished)
+    return;
+  if (st.head_cancelled)
+    earliest(st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
+  schedule(self, next);
+}
+
+connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_owner_actor owner,
+                                                         worker_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.owner = std::move(owner);
+  st.conn = std::make_unique<detail::pq_connection>(st.cfg.statement_cache);
+  st.reg_id = st.cfg.io->add(caf::actor_cast<caf::actor>(self));
+  std::string err;
+  if (!st.conn->start(*st.cfg.params, err)) {
+    finish(self, worker_state::failed,
+           make_error(errc::connection_failed,
+                      "node " + st.cfg.node_id + ": connection failed: " + err),
+           false);
+  } else {
+    st.connect_deadline_ns =
+      steady_now_ns() + duration_cast<nanoseconds>(st.cfg.connect_timeout).count();
+    schedule(self, st.connect_deadline_ns);
+    on_connect_progress(self);
+  }
+  return {
+    [=](execute_atom, query_job& job) -> caf::result<result_set> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<result_set>();
+      if (job.deadline_ns <= steady_now_ns()) {
+        ++st.pending_report.timed_out;
+        rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
+        send_report(self);
+        return rp;
+      }
+      if (st.state != worker_state::ready || st.draining) {
+        // Raced with a state change the supervisor has not seen yet; the
+        // statement was not sent, so hand it back.
+        if (st.cfg.retry_to && job.attempt == 0) {
+          job.attempt = 1;
+          ++st.pending_report.retried;
+          send_report(self);
+          return rp.delegate(st.cfg.retry_to, query_atom::value, std::move(job));
+        }
+        ++st.pending_report.failed;
+        rp.deliver(make_error(errc::connection_failed,
+                              "node " + st.cfg.node_id + ": connection not available"));
+        send_report(self);
+        return rp;
+      }
+      std::string err;
+      if (st.queue.empty()) {
+        // Check an idle connection before use: the server may have ended the
+        // session (pg_terminate_backend, restart) while it sat in the pool.
+        if (!st.conn->consume(err) || !st.conn->read_results(st.done)) {
+          st.queue.push_back(inflight{rp, std::move(job), false});
+          fail_connection(self, err.empty() ? st.conn->last_error() : err, true);
+          return rp;
+        }
+        st.done.clear();
+      }
+      if (!st.conn->send(job.sql, job.params, err)) {
+        st.queue.push_back(inflight{rp, std::move(job), false});
+        fail_connection(self, err, true); // nothing reached the server
+        return rp;
+      }
+      auto deadline = job.deadline_ns;
+      st.queue.push_back(inflight{rp, std::move(job), false});
+      int flushed = st.conn->flush();
+      if (flushed < 0) {
+        fail_connection(self, st.conn->last_error(), false);
+        return rp;
+      }
+      if (flushed == 1)
+        arm(self, true);
+      schedule(self, deadline);
+      return rp;
+    },
+    [=](io_atom, std::uint32_t events) {
+      auto& st = self->state;
+      if (st.state == worker_state::connecting)
+        on_connect_progress(self);
+      else if (st.state == worker_state::ready || st.state == worker_state::retiring)
+        on_readable(self, (events & EPOLLOUT) != 0);
+    },
+    [=](tick_atom, std::uint64_t gen) {
+      if (gen == self->state.timer_gen)
+        on_tick(self);
+    },
+    [=](drain_atom, caf::timespan grace) {
+      auto& st = self->state;
+      st.draining = true;
+      st.drain_deadline_ns = steady_now_ns() + grace.count();
+      if (st.state == worker_state::connecting || st.queue.empty())
+        return finish(self, worker_state::closed, caf::error{}, false);
+      schedule(self, st.drain_deadline_ns);
+    },
+  };
+}
+
+} // namespace
+
+connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_owner_actor owner,
+                                                worker_config cfg) {
+  return sys.spawn(connection_worker, std::move(owner), std::move(cfg));
+}
+
+} // namespace pgcm

@@ -1,0 +1,68 @@
+#pragma once
+
+// connection_worker: one libpq connection, driven without blocking.
+//
+// Owns: one pq_connection (non-blocking, pipeline mode, prepared-statement
+// cache) and its registration with the reactor.
+// Answers: (execute_atom, query_job) -> result_set, in the order received;
+// up to the supervisor's pipeline depth are on the wire at once.
+// Reports: a worker_report to its owner on every state change and after
+// answering requests (counts by outcome).
+//
+//      spawn
+//        |  PQconnectStartParams
+//        v
+//   [connecting] --timeout/fail--> [failed] (quits)
+//        | ok
+//        v
+//     [ready] --server gone / broken--> [failed] (quits, pending answered)
+//        | open transaction after a request, drain, or unrecoverable cancel
+//        v
+//    [retiring] --in-flight answered--> [closed] (quits)
+//
+// Guarantees: every request gets exactly one answer: its result, its error,
+// query_timeout at its deadline (the statement is then cancelled on the
+// server with PQcancel on a detached thread), shutting_down when drained
+// past the grace period, or connection_failed. A request that certainly did
+// not run (server terminated the session, stale prepared statement, hit by a
+// cancel aimed at another request) is handed back to `retry_to` once.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pgcm/messages/protocol.hpp"
+
+namespace pgcm::detail {
+class reactor;
+struct conn_params;
+} // namespace pgcm::detail
+
+namespace pgcm {
+
+/// Who takes requests handed back for a retry.
+using query_target_actor =
+  caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
+
+struct worker_config {
+  std::string node_id;
+  std::uint32_t worker_id = 0;
+  std::shared_ptr<const detail::conn_params> params;
+  std::shared_ptr<detail::reactor> io;
+  std::chrono::milliseconds connect_timeout{5000};
+  /// How long a cancelled statement may take to stop before the connection
+  /// is dropped instead.
+  std::chrono::milliseconds cancel_grace{2000};
+  int statement_cache = 256;
+  /// May be invalid (no retries), e.g. for the health probe's connection.
+  query_target_actor retry_to;
+};
+
+connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_owner_actor owner,
+                                                worker_config cfg);
+
+/// The steady clock in the nanoseconds that query_job::deadline_ns uses.
+std::int64_t steady_now_ns();
+
+} // namespace pgcm

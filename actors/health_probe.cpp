@@ -1,0 +1,155 @@
+#include "pgcm/actors/health_probe.hpp"
+
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "pgcm/actors/connection_worker.hpp"
+#include "pgcm/messages/error.hpp"
+#include "reactor.hpp"
+
+namespace pgcm {
+
+namespace {
+
+using namespace std::chrono;
+
+struct probe_data {
+  probe_config cfg;
+  node_supervisor_actor supervisor;
+  connection_worker_actor worker;
+  worker_state worker_st = worker_state::closed;
+  bool probing = false;
+  std::int64_t probe_deadline_ns = 0;
+  std::uint64_t tick_gen = 0;
+  std::uint64_t probe_seq = 0;
+  std::minstd_rand rng{std::random_device{}()};
+};
+
+using self_ptr = health_probe_actor::stateful_pointer<probe_data>;
+
+void schedule_next(self_ptr self) {
+  auto& st = self->state;
+  auto interval = duration_cast<nanoseconds>(st.cfg.interval).count();
+  std::uniform_int_distribution<std::int64_t> jitter{0, interval / 10};
+  self->delayed_send(self, nanoseconds{interval - jitter(st.rng)}, tick_atom::value,
+                     ++st.tick_gen);
+}
+
+void report(self_ptr self, probe_result r) {
+  auto& st = self->state;
+  st.probing = false;
+  self->send(st.supervisor, probe_atom::value, std::move(r));
+}
+
+void drop_worker(self_ptr self) {
+  auto& st = self->state;
+  if (st.worker) {
+    self->send(st.worker, drain_atom::value, caf::timespan{0});
+    st.worker = nullptr;
+  }
+  st.worker_st = worker_state::closed;
+}
+
+void send_query(self_ptr self) {
+  auto& st = self->state;
+  query_job job;
+  job.sql = "SELECT pg_is_in_recovery()";
+  job.deadline_ns = st.probe_deadline_ns;
+  job.timeout_ms = st.cfg.timeout.count();
+  auto sent_ns = steady_now_ns();
+  auto seq = st.probe_seq;
+  // The worker answers by the deadline; the extra second only guards against a lost reply.
+  self->request(st.worker, st.cfg.timeout + seconds{1}, execute_atom::value, std::move(job))
+    .then(
+      [=](const result_set& rs) {
+        auto& st = self->state;
+        if (seq != st.probe_seq)
+          return;
+        probe_result r;
+        r.ok = true;
+        r.latency_us = (steady_now_ns() - sent_ns) / 1000;
+        if (!rs.empty() && rs.column_count() == 1 && !rs[0].is_null(0))
+          r.role = rs[0].text(0) == "t" ? node_role::standby : node_role::primary;
+        report(self, std::move(r));
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (seq != st.probe_seq)
+          return;
+        auto info = to_error_info(err, "node " + st.cfg.node_id);
+        if (info.code != errc::query_failed)
+          drop_worker(self); // timed out or broken: start over on a fresh connection
+        report(self, probe_result{false, node_role::unknown, 0, info.message});
+      });
+}
+
+void start_probe(self_ptr self) {
+  auto& st = self->state;
+  if (st.probing)
+    return;
+  st.probing = true;
+  ++st.probe_seq;
+  st.probe_deadline_ns = steady_now_ns() + duration_cast<nanoseconds>(st.cfg.timeout).count();
+  if (st.worker && st.worker_st == worker_state::ready) {
+    send_query(self);
+    return;
+  }
+  drop_worker(self);
+  worker_config wc;
+  wc.node_id = st.cfg.node_id;
+  wc.worker_id = 0;
+  wc.params = st.cfg.params;
+  wc.io = st.cfg.io;
+  wc.connect_timeout = st.cfg.timeout;
+  wc.statement_cache = 1;
+  st.worker = spawn_connection_worker(self->system(), self, wc);
+  st.worker_st = worker_state::connecting;
+}
+
+health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_actor supervisor,
+                                               probe_config cfg) {
+  self->state.cfg = std::move(cfg);
+  self->state.supervisor = std::move(supervisor);
+  self->attach_functor([self](const caf::error&) {
+    if (self->state.worker)
+      caf::anon_send(self->state.worker, drain_atom::value, caf::timespan{0});
+  });
+  start_probe(self);
+  schedule_next(self);
+  return {
+    [=](report_atom, const worker_report& r) {
+      auto& st = self->state;
+      if (!st.worker || r.worker_id != 0)
+        return;
+      if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != st.worker.address())
+        return; // a report of a worker we dropped already
+      auto before = st.worker_st;
+      st.worker_st = r.state;
+      if (r.state == worker_state::ready && before == worker_state::connecting && st.probing) {
+        send_query(self);
+      } else if (r.state == worker_state::failed || r.state == worker_state::closed) {
+        st.worker = nullptr;
+        if (before == worker_state::connecting && st.probing)
+          report(self, probe_result{false, node_role::unknown, 0, r.error});
+      }
+    },
+    [=](tick_atom, std::uint64_t gen) {
+      if (gen != self->state.tick_gen)
+        return;
+      start_probe(self);
+      schedule_next(self);
+    },
+  };
+}
+
+} // namespace
+
+health_probe_actor spawn_health_probe(caf::actor_system& sys, node_supervisor_actor supervisor,
+                                      probe_config cfg) {
+  return sys.spawn(health_probe, std::move(supervisor), std::move(cfg));
+}
+
+} // namespace pgcm

@@ -1,0 +1,38 @@
+#pragma once
+
+// pgcm's atoms. They live in namespace pgcm so that `using namespace caf`
+// elsewhere cannot make them ambiguous with CAF's own (caf::get_atom, ...).
+// At most 10 characters, only [0-9A-Za-z_ ].
+
+#include <caf/atom.hpp>
+
+namespace pgcm {
+
+// Public protocol of the manager actor.
+using initialize_atom = caf::atom_constant<caf::atom("pgcm_init")>;
+using add_node_atom = caf::atom_constant<caf::atom("pgcm_add")>;
+using remove_node_atom = caf::atom_constant<caf::atom("pgcm_rm")>;
+using query_atom = caf::atom_constant<caf::atom("pgcm_query")>;
+using query_all_atom = caf::atom_constant<caf::atom("pgcm_qall")>;
+using nodes_atom = caf::atom_constant<caf::atom("pgcm_nodes")>;
+using node_atom = caf::atom_constant<caf::atom("pgcm_node")>;
+using subscribe_atom = caf::atom_constant<caf::atom("pgcm_sub")>;
+using unsubscribe_atom = caf::atom_constant<caf::atom("pgcm_unsub")>;
+using shutdown_atom = caf::atom_constant<caf::atom("pgcm_down")>;
+using event_atom = caf::atom_constant<caf::atom("pgcm_event")>;
+using ok_atom = caf::atom_constant<caf::atom("pgcm_ok")>;
+using version_atom = caf::atom_constant<caf::atom("pgcm_ver")>;
+
+// Internal protocol between manager, node supervisors, workers and probes.
+using execute_atom = caf::atom_constant<caf::atom("pgcm_exec")>;
+using io_atom = caf::atom_constant<caf::atom("pgcm_io")>;
+using tick_atom = caf::atom_constant<caf::atom("pgcm_tick")>;
+using report_atom = caf::atom_constant<caf::atom("pgcm_wrep")>;
+using drain_atom = caf::atom_constant<caf::atom("pgcm_drain")>;
+using probe_atom = caf::atom_constant<caf::atom("pgcm_probe")>;
+using start_atom = caf::atom_constant<caf::atom("pgcm_start")>;
+using stop_atom = caf::atom_constant<caf::atom("pgcm_stop")>;
+using publish_atom = caf::atom_constant<caf::atom("pgcm_pub")>;
+using resolved_atom = caf::atom_constant<caf::atom("pgcm_dns")>;
+
+} // namespace pgcm

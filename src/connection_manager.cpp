@@ -1,0 +1,348 @@
+#include "pgcm/connection_manager.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "log.hpp"
+#include "pgcm/actors/cluster_manager.hpp"
+#include "pgcm/messages/error.hpp"
+
+namespace pgcm {
+
+using std::chrono::seconds;
+
+namespace detail {
+
+struct subscription_entry {
+  std::optional<event> type; // nullopt: every event
+  std::function<void(const node_event&)> callback;
+  std::mutex running;        // held while the callback runs
+  std::atomic<bool> active{true};
+};
+
+/// Everything behind the facade. Shared with subscriptions so that a
+/// subscription outliving its manager stays harmless.
+struct facade_impl {
+  manager_options opts;
+  std::unique_ptr<caf::actor_system_config> own_cfg;
+  std::unique_ptr<caf::actor_system> own_sys;
+  caf::actor_system* sys = nullptr;
+  manager_api_actor manager;
+  event_subscriber_actor dispatcher;
+  std::thread::id dispatcher_thread;
+
+  std::mutex subs_mtx;
+  std::vector<std::shared_ptr<subscription_entry>> subs;
+
+  std::once_flag shutdown_once;
+
+  void dispatch(const node_event& ev) {
+    std::vector<std::shared_ptr<subscription_entry>> snapshot;
+    {
+      std::lock_guard<std::mutex> guard{subs_mtx};
+      snapshot = subs;
+    }
+    for (auto& e : snapshot) {
+      if (e->type && *e->type != ev.type)
+        continue;
+      std::lock_guard<std::mutex> guard{e->running};
+      if (!e->active)
+        continue;
+      try {
+        e->callback(ev);
+      } catch (const std::exception& ex) {
+        log::error("event callback for {} threw: {}", to_string(ev.type), ex.what());
+      } catch (...) {
+        log::error("event callback for {} threw a non-standard exception", to_string(ev.type));
+      }
+    }
+  }
+
+  void remove(const std::shared_ptr<subscription_entry>& e) {
+    {
+      std::lock_guard<std::mutex> guard{subs_mtx};
+      subs.erase(std::remove(subs.begin(), subs.end(), e), subs.end());
+    }
+    if (std::this_thread::get_id() == dispatcher_thread) {
+      e->active = false; // from inside a callback: do not wait for ourselves
+    } else {
+      std::lock_guard<std::mutex> guard{e->running};
+      e->active = false;
+    }
+  }
+};
+
+} // namespace detail
+
+namespace {
+
+[[noreturn]] void throw_error(const caf::error& err, const std::string& context = {}) {
+  throw error{to_error_info(err, context)};
+}
+
+/// Waits for one reply of `manager`, at most `timeout`; throws on error.
+template <class Result, class... Ts>
+Result ask(const detail::facade_impl& impl, caf::timespan timeout, const std::string& context,
+           Ts&&... xs) {
+  caf::scoped_actor self{*impl.sys};
+  std::optional<Result> out;
+  caf::error failure;
+  self->request(impl.manager, timeout, std::forward<Ts>(xs)...)
+    .receive([&](Result& value) { out = std::move(value); },
+             [&](caf::error& err) { failure = std::move(err); });
+  if (!out)
+    throw_error(failure, context);
+  return std::move(*out);
+}
+
+caf::timespan guard(milliseconds d) {
+  // The manager answers by the deadline; this only guards against a lost reply.
+  return caf::timespan{d + std::chrono::seconds{2}};
+}
+
+event_subscriber_actor::behavior_type
+dispatcher_behavior(event_subscriber_actor::pointer, std::shared_ptr<detail::facade_impl> impl) {
+  impl->dispatcher_thread = std::this_thread::get_id();
+  return {
+    [impl](event_atom, const node_event& ev) { impl->dispatch(ev); },
+  };
+}
+
+std::shared_ptr<detail::facade_impl> make_impl(caf::actor_system& sys, manager_options opts) {
+  auto impl = std::make_shared<detail::facade_impl>();
+  impl->opts = opts;
+  impl->sys = &sys;
+  auto hdl = spawn_manager(sys, opts);
+  if (!hdl)
+    throw_error(hdl.error());
+  impl->manager = *hdl;
+  // The dispatcher has a thread of its own: a slow callback never stalls the
+  // scheduler. It shares `impl` until shutdown() stops it.
+  impl->dispatcher = sys.spawn<caf::detached>(dispatcher_behavior, impl);
+  caf::anon_send(impl->manager, subscribe_atom::value, impl->dispatcher);
+  return impl;
+}
+
+} // namespace
+
+// -- subscription -------------------------------------------------------------
+
+subscription& subscription::operator=(subscription&& other) noexcept {
+  if (this != &other) {
+    unsubscribe();
+    owner_ = std::move(other.owner_);
+    entry_ = std::move(other.entry_);
+  }
+  return *this;
+}
+
+subscription::~subscription() {
+  unsubscribe();
+}
+
+void subscription::unsubscribe() {
+  if (owner_ && entry_)
+    owner_->remove(entry_);
+  owner_.reset();
+  entry_.reset();
+}
+
+bool subscription::active() const {
+  return entry_ && entry_->active;
+}
+
+// -- connection_manager -------------------------------------------------------
+
+connection_manager::connection_manager(manager_options opts) {
+  if (auto problem = validate(opts))
+    throw error{*problem};
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  register_types(*cfg);
+  // Cross-thread round trips cost ~4 us under "sharing" and 55-100 us under
+  // "stealing" on this class of machine (see README, design).
+  cfg->set("scheduler.policy", caf::atom("sharing"));
+  auto sys = std::make_unique<caf::actor_system>(*cfg);
+  impl_ = make_impl(*sys, opts);
+  impl_->own_cfg = std::move(cfg);
+  impl_->own_sys = std::move(sys);
+}
+
+connection_manager::connection_manager(caf::actor_system& sys, manager_options opts)
+  : impl_(make_impl(sys, opts)) {
+}
+
+connection_manager::~connection_manager() {
+  try {
+    shutdown();
+  } catch (const std::exception& e) {
+    log::error("shutdown in destructor failed: {}", e.what());
+  }
+  // Handles keep actors (and the dispatcher's private thread) alive, and
+  // ~actor_system waits for them: release them first.
+  impl_->dispatcher = nullptr;
+  impl_->manager = nullptr;
+  if (impl_->own_sys) {
+    // ~actor_system waits for every actor; they have all been told to stop.
+    auto sys = std::move(impl_->own_sys);
+    auto cfg = std::move(impl_->own_cfg);
+    sys.reset();
+  }
+}
+
+void connection_manager::initialize(std::vector<std::pair<std::string, node_config>> nodes) {
+  auto& o = impl_->opts;
+  auto t = guard(std::max(o.connect_timeout, o.effective_health_check_timeout()) + seconds{3});
+  ask<ok_atom>(*impl_, t, {}, initialize_atom::value, std::move(nodes));
+}
+
+void connection_manager::add_node(const std::string& id, node_config cfg) {
+  auto& o = impl_->opts;
+  auto t = guard(std::max(o.connect_timeout, o.effective_health_check_timeout()) + seconds{3});
+  ask<ok_atom>(*impl_, t, "node " + id, add_node_atom::value, id, std::move(cfg));
+}
+
+void connection_manager::remove_node(const std::string& id) {
+  ask<ok_atom>(*impl_, guard(impl_->opts.shutdown_timeout + seconds{1}), "node " + id,
+               remove_node_atom::value, id);
+}
+
+std::optional<node_info> connection_manager::get_node(const std::string& id) const {
+  try {
+    return ask<node_info>(*impl_, guard(seconds{3}), "node " + id, caf::get_atom::value,
+                          node_atom::value, id);
+  } catch (const error& e) {
+    if (e.code() == errc::node_not_found)
+      return std::nullopt;
+    throw;
+  }
+}
+
+bool connection_manager::has_node(const std::string& id) const {
+  return get_node(id).has_value();
+}
+
+std::vector<node_info> connection_manager::get_nodes() const {
+  return ask<std::vector<node_info>>(*impl_, guard(seconds{3}), {}, caf::get_atom::value,
+                                     nodes_atom::value);
+}
+
+std::vector<node_info> connection_manager::get_healthy_nodes() const {
+  auto all = get_nodes();
+  std::vector<node_info> out;
+  for (auto& n : all)
+    if (n.health.status == health_state::healthy)
+      out.push_back(std::move(n));
+  return out;
+}
+
+std::optional<health_status> connection_manager::get_health(const std::string& id) const {
+  if (auto n = get_node(id))
+    return n->health;
+  return std::nullopt;
+}
+
+std::optional<pool_stats> connection_manager::get_pool_stats(const std::string& id) const {
+  if (auto n = get_node(id))
+    return n->pool;
+  return std::nullopt;
+}
+
+std::vector<pool_stats> connection_manager::get_all_pool_stats() const {
+  std::vector<pool_stats> out;
+  for (auto& n : get_nodes())
+    out.push_back(std::move(n.pool));
+  return out;
+}
+
+result_set connection_manager::query(const std::string& node, const std::string& sql,
+                                     std::vector<param> params,
+                                     std::optional<milliseconds> timeout) {
+  auto t = timeout.value_or(impl_->opts.query_timeout);
+  if (t.count() <= 0)
+    throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  return ask<result_set>(*impl_, guard(t), "node " + node, query_atom::value, node, sql,
+                         std::move(params), caf::timespan{t});
+}
+
+namespace {
+
+std::vector<node_result_set> fan_out(detail::facade_impl& impl, const std::string& sql,
+                                     std::vector<param> params,
+                                     std::optional<milliseconds> timeout, bool healthy_only) {
+  auto t = timeout.value_or(impl.opts.query_timeout);
+  if (t.count() <= 0)
+    throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  return ask<std::vector<node_result_set>>(impl, guard(t), {}, query_all_atom::value, sql,
+                                           std::move(params), caf::timespan{t}, healthy_only);
+}
+
+} // namespace
+
+std::vector<node_result_set> connection_manager::query_all(const std::string& sql,
+                                                           std::vector<param> params,
+                                                           std::optional<milliseconds> timeout) {
+  return fan_out(*impl_, sql, std::move(params), timeout, false);
+}
+
+std::vector<node_result_set>
+connection_manager::query_healthy(const std::string& sql, std::vector<param> params,
+                                  std::optional<milliseconds> timeout) {
+  return fan_out(*impl_, sql, std::move(params), timeout, true);
+}
+
+subscription connection_manager::on(event type, std::function<void(const node_event&)> callback) {
+  return subscribe(type, std::move(callback));
+}
+
+subscription connection_manager::on_any(std::function<void(const node_event&)> callback) {
+  return subscribe(std::nullopt, std::move(callback));
+}
+
+subscription connection_manager::subscribe(std::optional<event> type,
+                                           std::function<void(const node_event&)> callback) {
+  if (!callback)
+    throw error{errc::invalid_argument, "event callback must not be empty"};
+  auto entry = std::make_shared<detail::subscription_entry>();
+  entry->type = type;
+  entry->callback = std::move(callback);
+  {
+    std::lock_guard<std::mutex> guard{impl_->subs_mtx};
+    impl_->subs.push_back(entry);
+  }
+  subscription s;
+  s.owner_ = impl_;
+  s.entry_ = std::move(entry);
+  return s;
+}
+
+void connection_manager::shutdown() {
+  std::call_once(impl_->shutdown_once, [this] {
+    try {
+      ask<ok_atom>(*impl_, guard(impl_->opts.shutdown_timeout + seconds{1}), {},
+                   shutdown_atom::value);
+    } catch (const error& e) {
+      if (e.code() != errc::shutting_down)
+        log::warn("shutdown: {}", e.what());
+    }
+    // Events published during shutdown are in the dispatcher's mailbox
+    // before this exit message: they still reach the callbacks.
+    caf::anon_send_exit(impl_->dispatcher, caf::exit_reason::user_shutdown);
+  });
+}
+
+caf::actor_system& connection_manager::system() {
+  return *impl_->sys;
+}
+
+const manager_options& connection_manager::options() const {
+  return impl_->opts;
+}
+
+} // namespace pgcm

@@ -1,0 +1,12 @@
+#pragma once
+
+// pgcm: PostgreSQL connection management across a replication cluster.
+// The blocking API; actor-based applications also include
+// <pgcm/actors/cluster_manager.hpp> and <pgcm/messages/protocol.hpp>.
+
+#include "pgcm/connection_manager.hpp"
+#include "pgcm/error.hpp"
+#include "pgcm/logging.hpp"
+#include "pgcm/param.hpp"
+#include "pgcm/result_set.hpp"
+#include "pgcm/types.hpp"

@@ -1,0 +1,233 @@
+// Queries on one node and on all nodes: routing, parameters, typed rows, SQL
+// errors, timeouts with server-side cancellation, unknown nodes.
+#define BOOST_TEST_MODULE test_query
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace pgcm;
+using pgcm::test::cluster;
+
+namespace {
+
+struct manager_fixture {
+  connection_manager mgr{test::fast_options()};
+  manager_fixture() { mgr.initialize(test::all_nodes()); }
+};
+
+struct slot_row {
+  std::string slot_name;
+  bool active = false;
+  std::optional<std::string> restart_lsn;
+};
+
+void from_row(const row& r, slot_row& s) {
+  s.slot_name = r.get<std::string>("slot_name");
+  s.active = r.get<bool>("active");
+  s.restart_lsn = r.get<std::optional<std::string>>("restart_lsn");
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(query, manager_fixture)
+
+BOOST_AUTO_TEST_CASE(routes_to_the_named_node) {
+  for (auto& n : cluster::get().nodes()) {
+    auto rs = mgr.query(n, "SELECT current_setting('port')::int AS port, pg_is_in_recovery() AS r");
+    BOOST_REQUIRE_EQUAL(rs.size(), 1u);
+    BOOST_CHECK_EQUAL(rs[0].get<int32_t>("port"), cluster::get().port(n));
+    BOOST_CHECK_EQUAL(rs[0].get<bool>(1), n != "node0");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(parameters_are_sent_separately) {
+  auto rs = mgr.query("node0", "SELECT $1::int + $2::int AS n", {2, 3});
+  BOOST_CHECK_EQUAL(rs[0].get<int64_t>("n"), 5);
+  // A parameter that looks like SQL stays a value.
+  auto evil = std::string{"x'; DROP TABLE t; --"};
+  rs = mgr.query("node0", "SELECT $1::text AS s, $2::bool AS b, $3::float8 AS d, $4::int AS z",
+                 {evil, true, 1.5, std::nullopt});
+  BOOST_CHECK_EQUAL(rs[0].get<std::string>("s"), evil);
+  BOOST_CHECK_EQUAL(rs[0].get<bool>("b"), true);
+  BOOST_CHECK_EQUAL(rs[0].get<double>("d"), 1.5);
+  BOOST_CHECK(rs[0].is_null("z"));
+  BOOST_CHECK(!rs[0].get<std::optional<int32_t>>("z"));
+  // Repeated SQL runs as a prepared statement: same answers many times.
+  for (int i = 0; i < 50; ++i)
+    BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT $1::int * 2 AS n", {i})[0].get<int32_t>(0), i * 2);
+}
+
+BOOST_AUTO_TEST_CASE(typed_rows_and_conversion_errors) {
+  auto slots = mgr.query<slot_row>(
+    "node0", "SELECT slot_name, active, restart_lsn FROM pg_replication_slots ORDER BY 1");
+  BOOST_REQUIRE_EQUAL(slots.size(), 2u);
+  BOOST_CHECK_EQUAL(slots[0].slot_name, "node1_slot");
+  try {
+    mgr.query("node0", "SELECT 'maybe'::text AS active")[0].get<bool>("active");
+    BOOST_FAIL("no conversion error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::conversion_failed);
+    BOOST_CHECK(std::string{e.what()}.find("active") != std::string::npos);
+    BOOST_CHECK(std::string{e.what()}.find("maybe") != std::string::npos);
+  }
+  try {
+    mgr.query("node0", "SELECT NULL::int AS n")[0].get<int32_t>("n");
+    BOOST_FAIL("no conversion error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::conversion_failed);
+  }
+  try {
+    mgr.query("node0", "SELECT 1 AS n")[0].get<int32_t>("nope");
+    BOOST_FAIL("no column error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::column_not_found);
+    BOOST_CHECK(std::string{e.what()}.find("nope") != std::string::npos);
+  }
+  // A typed fan-out turns a conversion error into that node's error entry.
+  auto all = mgr.query_all<slot_row>("SELECT 'x' AS slot_name, 'maybe' AS active, NULL AS restart_lsn");
+  BOOST_REQUIRE_EQUAL(all.size(), 3u);
+  for (auto& r : all) {
+    BOOST_CHECK(!r.success);
+    BOOST_CHECK(r.error->code == errc::conversion_failed);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sql_errors_carry_sqlstate_and_keep_the_connection) {
+  auto pid = mgr.query("node0", "SELECT pg_backend_pid() AS p")[0].get<int32_t>(0);
+  try {
+    mgr.query("node0", "SELECT * FROM no_such_table");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::query_failed);
+    BOOST_REQUIRE(e.sqlstate());
+    BOOST_CHECK_EQUAL(*e.sqlstate(), "42P01");
+    BOOST_CHECK(std::string{e.what()}.find("node0") != std::string::npos);
+    BOOST_CHECK(std::string{e.what()}.find("no_such_table") != std::string::npos);
+  }
+  try {
+    mgr.query("node0", "SELEC 1");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK_EQUAL(e.sqlstate().value_or(""), "42601");
+  }
+  try {
+    mgr.query("node0", "SELECT $1::int", {1, 2});
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::query_failed);
+  }
+  // Same backend afterwards: the connection was reused, not replaced.
+  BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT pg_backend_pid() AS p")[0].get<int32_t>(0), pid);
+  // Writes on a standby fail with 25006.
+  try {
+    mgr.query("node1", "CREATE TABLE t_on_standby(x int)");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK_EQUAL(e.sqlstate().value_or(""), "25006");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(affected_rows_and_commands) {
+  mgr.query("node0", "CREATE TABLE IF NOT EXISTS t_affected(x int)");
+  mgr.query("node0", "TRUNCATE t_affected");
+  auto rs = mgr.query("node0", "INSERT INTO t_affected SELECT generate_series(1, 7)");
+  BOOST_CHECK_EQUAL(rs.affected_rows(), 7);
+  BOOST_CHECK_EQUAL(rs.command(), "INSERT 0 7");
+  rs = mgr.query("node0", "DELETE FROM t_affected WHERE x > $1", {4});
+  BOOST_CHECK_EQUAL(rs.affected_rows(), 3);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_node) {
+  try {
+    mgr.query("nope", "SELECT 1");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::node_not_found);
+    BOOST_CHECK(std::string{e.what()}.find("nope") != std::string::npos);
+    BOOST_CHECK(std::string{e.what()}.find("not found") != std::string::npos);
+  }
+  BOOST_CHECK(!mgr.has_node("nope"));
+  BOOST_CHECK(!mgr.get_health("nope"));
+  BOOST_CHECK(!mgr.get_pool_stats("nope"));
+}
+
+BOOST_AUTO_TEST_CASE(timeout_cancels_the_statement_on_the_server) {
+  auto start = std::chrono::steady_clock::now();
+  try {
+    mgr.query("node0", "SELECT pg_sleep(30)", {}, 300ms);
+    BOOST_FAIL("no timeout");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::query_timeout);
+    BOOST_CHECK(std::string{e.what()}.find("timeout") != std::string::npos);
+    BOOST_CHECK(std::string{e.what()}.find("node0") != std::string::npos);
+  }
+  auto took = test::ms_since(start);
+  BOOST_CHECK_GE(took, 250);
+  BOOST_CHECK_LT(took, 1500);
+  // The statement no longer runs on the server.
+  BOOST_CHECK(test::eventually([] {
+    return cluster::get().admin_sql("node0", "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                                             "'SELECT pg_sleep(30)' AND state = 'active'")
+           == "0";
+  }, 3s));
+  // And the node still answers.
+  BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 1")[0].get<int>(0), 1);
+}
+
+BOOST_AUTO_TEST_CASE(fan_out_returns_one_entry_per_node) {
+  auto results = mgr.query_all("SELECT pg_is_in_recovery() AS r, $1::text AS echo", {"hi"});
+  BOOST_REQUIRE_EQUAL(results.size(), 3u);
+  BOOST_CHECK_EQUAL(results[0].node_id, "node0");
+  BOOST_CHECK_EQUAL(results[1].node_id, "node1");
+  BOOST_CHECK_EQUAL(results[2].node_id, "node2");
+  for (auto& r : results) {
+    BOOST_REQUIRE(r.success);
+    BOOST_CHECK_EQUAL(r.data[0].get<bool>("r"), r.node_id != "node0");
+    BOOST_CHECK_EQUAL(r.data[0].get<std::string>("echo"), "hi");
+  }
+  // A per-node failure stays in its entry.
+  auto mixed = mgr.query_all("SELECT 1 / (CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END) AS x");
+  BOOST_CHECK(mixed[0].success);
+  BOOST_CHECK(!mixed[1].success);
+  BOOST_CHECK_EQUAL(mixed[1].error->sqlstate.value_or(""), "22012");
+  BOOST_CHECK(mixed[1].error->code == errc::query_failed);
+}
+
+BOOST_AUTO_TEST_CASE(fan_out_with_a_slow_node_keeps_the_deadline) {
+  // node1 sleeps past the deadline; the others answer at once.
+  auto start = std::chrono::steady_clock::now();
+  auto results = mgr.query_all(
+    "SELECT CASE WHEN current_setting('port')::int = $1 THEN pg_sleep(5) END, 1 AS one",
+    {static_cast<int>(cluster::get().port("node1"))}, 500ms);
+  auto took = test::ms_since(start);
+  BOOST_CHECK_LT(took, 2000);
+  BOOST_REQUIRE_EQUAL(results.size(), 3u);
+  BOOST_CHECK(results[0].success);
+  BOOST_CHECK(!results[1].success);
+  BOOST_CHECK(results[1].error->code == errc::query_timeout);
+  BOOST_CHECK(results[2].success);
+}
+
+BOOST_AUTO_TEST_CASE(many_threads_at_once_each_get_their_answer) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto v = t * 1000 + i;
+        auto n = mgr.query(i % 2 ? "node1" : "node0", "SELECT $1::int AS v", {v})[0].get<int>(0);
+        (n == v ? ok : wrong)++;
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  BOOST_CHECK_EQUAL(ok.load(), 1600);
+  BOOST_CHECK_EQUAL(wrong.load(), 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
