@@ -255,20 +255,51 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
       }
       return rp;
     },
-    [=](caf::get_atom, nodes_atom) -> std::vector<node_info> {
+    [=](caf::get_atom, nodes_atom) -> caf::result<std::vector<node_info>> {
+      // Live numbers from every supervisor; the last published snapshot
+      // stands in for a node that does not answer within a second.
       auto& st = self->state;
-      std::vector<node_info> out;
-      out.reserve(st.order.size());
+      auto rp = self->make_response_promise<std::vector<node_info>>();
+      struct gather {
+        std::vector<node_info> out;
+        std::size_t remaining;
+      };
+      auto g = std::make_shared<gather>();
+      g->remaining = st.order.size();
       for (auto& id : st.order)
-        out.push_back(info_of(id, st.nodes.at(id)));
-      return out;
+        g->out.push_back(info_of(id, st.nodes.at(id)));
+      if (g->remaining == 0) {
+        rp.deliver(std::move(g->out));
+        return rp;
+      }
+      for (std::size_t i = 0; i < st.order.size(); ++i) {
+        auto done = [=]() mutable {
+          if (--g->remaining == 0)
+            rp.deliver(std::move(g->out));
+        };
+        self->request(st.nodes.at(st.order[i]).supervisor, seconds{1}, caf::get_atom::value)
+          .then(
+            [=](node_info& live) mutable {
+              g->out[i] = std::move(live);
+              done();
+            },
+            [=](caf::error&) mutable { done(); });
+      }
+      return rp;
     },
     [=](caf::get_atom, node_atom, const std::string& id) -> caf::result<node_info> {
       auto& st = self->state;
+      auto rp = self->make_response_promise<node_info>();
       auto it = st.nodes.find(id);
-      if (it == st.nodes.end())
-        return not_found(id);
-      return info_of(id, it->second);
+      if (it == st.nodes.end()) {
+        rp.deliver(not_found(id));
+        return rp;
+      }
+      auto cached = info_of(id, it->second);
+      self->request(it->second.supervisor, seconds{1}, caf::get_atom::value)
+        .then([=](node_info& live) mutable { rp.deliver(std::move(live)); },
+              [=](caf::error&) mutable { rp.deliver(cached); });
+      return rp;
     },
     [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {
       auto& subs = self->state.subscribers;

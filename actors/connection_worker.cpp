@@ -28,10 +28,15 @@ namespace {
 
 using namespace std::chrono;
 
+/// How long a worker whose connection closed stays reachable to hand back
+/// requests the supervisor routed to it before it read the worker's report.
+constexpr auto linger_time = milliseconds{500};
+
 struct inflight {
   caf::typed_response_promise<result_set> rp;
   query_job job;
   bool abandoned = false; // already answered (timed out); result is dropped
+  bool unsent = false;    // never reached the server: may always be handed back
 };
 
 struct worker_data {
@@ -56,16 +61,30 @@ struct worker_data {
   // Counts since the last report.
   worker_report pending_report;
   bool state_changed = false;
-  bool finished = false; // quit() called; nothing may touch the connection
+  // Requests to hand back to the supervisor, sent after the next report so
+  // that the supervisor never routes them to this worker once it failed.
+  std::vector<inflight> retries;
+  bool finished = false; // connection closed; nothing may touch it any more
+  bool was_ready = false; // the supervisor may have routed requests here
   std::vector<detail::pq_outcome> done;
 
   ~worker_data() {
     // Exactly one answer per request, even when the actor is killed.
+    for (auto& f : retries)
+      if (f.rp.pending())
+        f.rp.deliver(make_error(errc::shutting_down,
+                                "node " + cfg.node_id + ": connection closed before the query "
+                                                        "finished (shutting down)"));
     for (auto& f : queue)
       if (!f.abandoned && f.rp.pending())
         f.rp.deliver(make_error(errc::shutting_down,
                                 "node " + cfg.node_id + ": connection closed before the query "
                                                         "finished (shutting down)"));
+    // Killed with a statement running (e.g. the supervisor's stop deadline
+    // passed before our own drain deadline was handled): cancel it, or the
+    // server keeps running it after the connection is closed.
+    if (conn && !finished && !queue.empty() && state != worker_state::connecting)
+      detail::reactor::cancel_async(conn->make_cancel());
     if (cfg.io)
       cfg.io->remove(reg_id, watched_fd);
   }
@@ -94,6 +113,21 @@ void send_report(self_ptr self) {
   self->send(st.owner, report_atom::value, r);
   r = worker_report{};
   st.state_changed = false;
+  // After the report: the supervisor then knows this worker's state (and
+  // whether it is gone) before it routes the requests again.
+  for (auto& f : st.retries)
+    f.rp.delegate(st.cfg.retry_to, query_atom::value, std::move(f.job));
+  st.retries.clear();
+}
+
+/// Hands a request back to the supervisor (with the next report). A request
+/// that reached the server is retried at most once; one that never did may
+/// always be handed back.
+void hand_back(worker_data& st, inflight&& f) {
+  if (!f.unsent)
+    f.job.attempt = 1;
+  ++st.pending_report.retried;
+  st.retries.push_back(std::move(f));
 }
 
 void set_state(self_ptr self, worker_state s, std::string error = {}) {
@@ -112,8 +146,9 @@ void arm(self_ptr self, bool writable) {
   int fd = st.conn->socket();
   if (fd < 0)
     return;
-  if (st.watched_fd >= 0 && st.watched_fd != fd)
-    st.cfg.io->remove(0, st.watched_fd); // id 0: only drop the old fd's interest
+  // A socket libpq replaced (e.g. sslmode=prefer falling back to plain) was
+  // closed by libpq, which dropped it from the epoll set; its number may
+  // already belong to another worker's socket, so never EPOLL_CTL_DEL it.
   st.watched_fd = fd;
   st.cfg.io->watch(st.reg_id, fd, true, writable);
 }
@@ -144,23 +179,34 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
       ++st.pending_report.timed_out;
       continue;
     }
-    if (retry_safe && f.job.attempt == 0 && st.cfg.retry_to
+    if ((f.unsent || (retry_safe && f.job.attempt == 0)) && st.cfg.retry_to
         && f.job.deadline_ns > steady_now_ns()) {
-      f.job.attempt = 1;
-      f.rp.delegate(st.cfg.retry_to, query_atom::value, std::move(f.job));
-      ++st.pending_report.retried;
+      hand_back(st, std::move(f));
     } else {
       f.rp.deliver(err);
       ++st.pending_report.failed;
     }
   }
   st.queue.clear();
+  // Leave the epoll set while the socket is still ours: once closed, its
+  // number may be reused at once by another worker's new connection, whose
+  // registration a late EPOLL_CTL_DEL would silently remove.
+  if (st.cfg.io && st.watched_fd >= 0)
+    st.cfg.io->remove(0, st.watched_fd); // id 0: only drop the fd's interest
+  st.watched_fd = -1;
   if (st.conn)
     st.conn->close();
   set_state(self, final_state, final_state == worker_state::failed
                                  ? to_error_info(err).message
                                  : std::string{});
   send_report(self);
+  if (st.was_ready && !st.draining && st.cfg.retry_to) {
+    // The supervisor may have routed requests here before it read the
+    // report: linger a little and hand those back instead of letting them
+    // bounce off a dead actor (their callers would see "shutting down").
+    self->delayed_send(self, linger_time, tick_atom::value, ++st.timer_gen);
+    return;
+  }
   self->quit();
 }
 
@@ -227,9 +273,7 @@ void deliver_outcomes(self_ptr self) {
       f.rp.deliver(std::move(out.result));
       ++st.pending_report.ok;
     } else if (retryable(st, out, f.job)) {
-      f.job.attempt = 1;
-      f.rp.delegate(st.cfg.retry_to, query_atom::value, std::move(f.job));
-      ++st.pending_report.retried;
+      hand_back(st, std::move(f));
     } else {
       auto code = out.fatal ? errc::connection_failed : errc::query_failed;
       auto what = out.fatal ? ": connection lost: " : ": query failed: ";
@@ -257,17 +301,23 @@ void on_readable(self_ptr self, bool writable_too) {
     if (flushed < 0)
       return fail_connection(self, st.conn->last_error(), false);
   }
+  // Once the server said it ends the session (FATAL 57P0x, possibly as a
+  // notice while idle, with the EOF not read yet), whatever is still queued
+  // was never executed: it may be retried.
   if (!st.conn->consume(err))
-    return fail_connection(self, err, false);
+    return fail_connection(self, err, st.conn->server_ended_session());
   bool alive = st.conn->read_results(st.done);
-  bool server_ended_session = false;
+  bool server_ended_session = st.conn->server_ended_session();
   for (auto& o : st.done)
     server_ended_session |= o.fatal && o.sqlstate.rfind("57P0", 0) == 0;
   deliver_outcomes(self);
   if (self->state.finished)
     return;
-  if (!alive)
-    return fail_connection(self, st.conn->last_error(), server_ended_session);
+  if (!alive || server_ended_session)
+    return fail_connection(self,
+                           alive ? std::string{"the server ended the session"}
+                                 : st.conn->last_error(),
+                           server_ended_session);
   if (st.state == worker_state::retiring || st.draining) {
     close_when_idle(self);
     if (self->state.finished)
@@ -289,6 +339,7 @@ void on_connect_progress(self_ptr self) {
       return;
     case detail::pq_connection::connect_status::ready:
       set_state(self, worker_state::ready);
+      st.was_ready = true;
       log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id,
                  st.cfg.worker_id, st.conn->backend_pid());
       send_report(self);
@@ -306,6 +357,10 @@ void on_connect_progress(self_ptr self) {
 
 void on_tick(self_ptr self) {
   auto& st = self->state;
+  if (st.finished) {
+    self->quit(); // end of the linger time
+    return;
+  }
   auto now = steady_now_ns();
   st.timer_at_ns = 0;
   if (st.state == worker_state::connecting) {
@@ -386,11 +441,10 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
       if (st.state != worker_state::ready || st.draining) {
         // Raced with a state change the supervisor has not seen yet; the
         // statement was not sent, so hand it back.
-        if (st.cfg.retry_to && job.attempt == 0) {
-          job.attempt = 1;
-          ++st.pending_report.retried;
+        if (st.cfg.retry_to) {
+          hand_back(st, inflight{rp, std::move(job), false, true});
           send_report(self);
-          return rp.delegate(st.cfg.retry_to, query_atom::value, std::move(job));
+          return rp;
         }
         ++st.pending_report.failed;
         rp.deliver(make_error(errc::connection_failed,
@@ -402,15 +456,19 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
       if (st.queue.empty()) {
         // Check an idle connection before use: the server may have ended the
         // session (pg_terminate_backend, restart) while it sat in the pool.
-        if (!st.conn->consume(err) || !st.conn->read_results(st.done)) {
-          st.queue.push_back(inflight{rp, std::move(job), false});
-          fail_connection(self, err.empty() ? st.conn->last_error() : err, true);
+        if (!st.conn->consume(err) || !st.conn->read_results(st.done)
+            || st.conn->server_ended_session()) {
+          if (err.empty())
+            err = st.conn->server_ended_session() ? "the server ended the session"
+                                                  : st.conn->last_error();
+          st.queue.push_back(inflight{rp, std::move(job), false, true});
+          fail_connection(self, err, true);
           return rp;
         }
         st.done.clear();
       }
       if (!st.conn->send(job.sql, job.params, err)) {
-        st.queue.push_back(inflight{rp, std::move(job), false});
+        st.queue.push_back(inflight{rp, std::move(job), false, true});
         fail_connection(self, err, true); // nothing reached the server
         return rp;
       }
@@ -439,6 +497,10 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
     },
     [=](drain_atom, caf::timespan grace) {
       auto& st = self->state;
+      if (st.finished) {
+        self->quit(); // lingering after its connection closed
+        return;
+      }
       st.draining = true;
       st.drain_deadline_ns = steady_now_ns() + grace.count();
       if (st.state == worker_state::connecting || st.queue.empty())

@@ -213,6 +213,23 @@ void spawn_worker(self_ptr self) {
   st.workers.push_back(slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, false});
 }
 
+/// Whether a new connection may be opened now. After a failed attempt, only
+/// one attempt at a time and only once the backoff step has passed, whatever
+/// asks for it (replenishing, growth under load): a node that is down costs
+/// one attempt per backoff step, not one per pool slot or request.
+bool may_attempt(self_ptr self) {
+  auto& st = self->state;
+  if (st.failures_in_row == 0)
+    return true;
+  if (count(st, worker_state::connecting) > 0)
+    return false;
+  if (steady_now_ns() < st.next_attempt_ns) {
+    schedule(self, st.next_attempt_ns);
+    return false;
+  }
+  return true;
+}
+
 /// Opens connections up to `pool.min`. With no open connection, one attempt
 /// at a time, spaced by the backoff.
 void replenish(self_ptr self) {
@@ -230,17 +247,12 @@ void replenish(self_ptr self) {
   if (live >= st.cfg.pool.min)
     return;
   if (count(st, worker_state::ready) == 0) {
-    if (count(st, worker_state::connecting) > 0)
+    if (count(st, worker_state::connecting) > 0 || !may_attempt(self))
       return;
-    auto now = steady_now_ns();
-    if (now < st.next_attempt_ns) {
-      schedule(self, st.next_attempt_ns);
-      return;
-    }
     spawn_worker(self);
     return;
   }
-  for (; live < st.cfg.pool.min; ++live)
+  for (; live < st.cfg.pool.min && may_attempt(self); ++live)
     spawn_worker(self);
 }
 
@@ -292,7 +304,7 @@ void grow(self_ptr self) {
   }
   // Do not open more connections than there are requests to use them.
   int connecting = count(st, worker_state::connecting);
-  if (connecting > static_cast<int>(st.waiting.size()))
+  if (connecting > static_cast<int>(st.waiting.size()) || !may_attempt(self))
     return;
   spawn_worker(self);
 }
@@ -676,6 +688,11 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       schedule(self, st.stop_deadline_ns);
       maybe_finish_stop(self);
       return rp;
+    },
+    [=](caf::get_atom) -> node_info {
+      auto& st = self->state;
+      refresh_gauges(st);
+      return node_info{st.node_id, redacted(st.cfg), st.health.status(), st.stats};
     },
     [=](report_atom, const worker_report& r) { on_report(self, r); },
     [=](probe_atom, const probe_result& r) { on_probe(self, r); },

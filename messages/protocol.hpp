@@ -142,6 +142,7 @@ using node_supervisor_actor = caf::typed_actor<
   caf::replies_to<query_atom, query_job>::with<result_set>,
   caf::replies_to<start_atom>::with<ok_atom>,
   caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
+  caf::replies_to<caf::get_atom>::with<node_info>,
   caf::reacts_to<report_atom, worker_report>,
   caf::reacts_to<probe_atom, probe_result>,
   caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,

@@ -12,6 +12,7 @@
 
 #include "log.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
+#include "pgcm/actors/remote_link.hpp"
 #include "pgcm/messages/error.hpp"
 
 namespace pgcm {
@@ -34,8 +35,35 @@ struct facade_impl {
   std::unique_ptr<caf::actor_system_config> own_cfg;
   std::unique_ptr<caf::actor_system> own_sys;
   caf::actor_system* sys = nullptr;
-  manager_api_actor manager;
   event_subscriber_actor dispatcher;
+
+  // The manager: local, or a link to a remote one (replaced on reconnect).
+  mutable std::mutex manager_mtx;
+  manager_api_actor manager;
+  std::optional<remote_endpoint> remote;
+  bool link_broken = false;
+
+  manager_api_actor current_manager() {
+    std::lock_guard<std::mutex> guard{manager_mtx};
+    if (remote && link_broken) {
+      auto link = connect_manager(*sys, *remote);
+      if (!link)
+        throw error{to_error_info(link.error())};
+      caf::anon_send_exit(manager, caf::exit_reason::user_shutdown); // the dead link
+      manager = *link;
+      link_broken = false;
+      caf::anon_send(manager, subscribe_atom::value, dispatcher);
+    }
+    return manager;
+  }
+
+  void note_failure(const manager_api_actor& used, const error_info& info) {
+    if (!remote || info.code != errc::remote_disconnected)
+      return;
+    std::lock_guard<std::mutex> guard{manager_mtx};
+    if (used == manager)
+      link_broken = true;
+  }
   std::thread::id dispatcher_thread;
 
   std::mutex subs_mtx;
@@ -89,16 +117,22 @@ namespace {
 
 /// Waits for one reply of `manager`, at most `timeout`; throws on error.
 template <class Result, class... Ts>
-Result ask(const detail::facade_impl& impl, caf::timespan timeout, const std::string& context,
+Result ask(detail::facade_impl& impl, caf::timespan timeout, const std::string& context,
            Ts&&... xs) {
-  caf::scoped_actor self{*impl.sys};
+  auto manager = impl.current_manager();
   std::optional<Result> out;
   caf::error failure;
-  self->request(impl.manager, timeout, std::forward<Ts>(xs)...)
-    .receive([&](Result& value) { out = std::move(value); },
-             [&](caf::error& err) { failure = std::move(err); });
-  if (!out)
-    throw_error(failure, context);
+  {
+    caf::scoped_actor self{*impl.sys};
+    self->request(manager, timeout, std::forward<Ts>(xs)...)
+      .receive([&](Result& value) { out = std::move(value); },
+               [&](caf::error& err) { failure = std::move(err); });
+  }
+  if (!out) {
+    auto info = to_error_info(failure, context);
+    impl.note_failure(manager, info);
+    throw error{std::move(info)};
+  }
   return std::move(*out);
 }
 
@@ -178,6 +212,45 @@ connection_manager::connection_manager(caf::actor_system& sys, manager_options o
   : impl_(make_impl(sys, opts)) {
 }
 
+connection_manager::connection_manager(const remote_endpoint& remote, manager_options opts) {
+  if (auto problem = validate(opts))
+    throw error{*problem};
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  register_types(*cfg);
+  cfg->set("scheduler.policy", caf::atom("sharing"));
+  if (auto err = prepare_remote(*cfg, remote.tls))
+    throw_error(err);
+  auto sys = std::make_unique<caf::actor_system>(*cfg);
+  auto link = connect_manager(*sys, remote);
+  if (!link)
+    throw_error(link.error());
+  auto impl = std::make_shared<detail::facade_impl>();
+  impl->opts = opts;
+  impl->sys = sys.get();
+  impl->manager = *link;
+  impl->remote = remote;
+  impl->dispatcher = sys->spawn<caf::detached>(dispatcher_behavior, impl);
+  caf::anon_send(impl->manager, subscribe_atom::value, impl->dispatcher);
+  impl->own_cfg = std::move(cfg);
+  impl->own_sys = std::move(sys);
+  impl_ = std::move(impl);
+}
+
+bool connection_manager::is_remote() const {
+  return impl_->remote.has_value();
+}
+
+struct detail::facade_access {
+  static manager_api_actor manager(const connection_manager& m) {
+    std::lock_guard<std::mutex> guard{m.impl_->manager_mtx};
+    return m.impl_->manager;
+  }
+};
+
+manager_api_actor manager_handle(const connection_manager& mgr) {
+  return detail::facade_access::manager(mgr);
+}
+
 connection_manager::~connection_manager() {
   try {
     shutdown();
@@ -187,7 +260,10 @@ connection_manager::~connection_manager() {
   // Handles keep actors (and the dispatcher's private thread) alive, and
   // ~actor_system waits for them: release them first.
   impl_->dispatcher = nullptr;
-  impl_->manager = nullptr;
+  {
+    std::lock_guard<std::mutex> guard{impl_->manager_mtx};
+    impl_->manager = nullptr;
+  }
   if (impl_->own_sys) {
     // ~actor_system waits for every actor; they have all been told to stop.
     auto sys = std::move(impl_->own_sys);
@@ -324,6 +400,17 @@ subscription connection_manager::subscribe(std::optional<event> type,
 
 void connection_manager::shutdown() {
   std::call_once(impl_->shutdown_once, [this] {
+    if (impl_->remote) {
+      // A remote client detaches; the server's manager keeps running.
+      std::lock_guard<std::mutex> guard{impl_->manager_mtx};
+      if (impl_->manager && !impl_->link_broken)
+        caf::anon_send(impl_->manager, unsubscribe_atom::value, impl_->dispatcher);
+      caf::anon_send_exit(impl_->manager, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(impl_->dispatcher, caf::exit_reason::user_shutdown);
+      impl_->link_broken = false;
+      impl_->remote.reset(); // no reconnect after shutdown
+      return;
+    }
     try {
       ask<ok_atom>(*impl_, guard(impl_->opts.shutdown_timeout + seconds{1}), {},
                    shutdown_atom::value);

@@ -12,9 +12,13 @@ namespace pgcm::detail {
 
 namespace {
 
-void ignore_notice(void*, const char*) {
-  // Notices (e.g. "there is no transaction in progress") are not errors;
-  // libpq's default processor would print them to stderr.
+/// True for the SQLSTATEs of a session the server ended on purpose
+/// (57P01 admin shutdown / pg_terminate_backend, 57P02 crash shutdown,
+/// 57P03 cannot connect now).
+bool ends_session(const char* severity, const char* sqlstate) {
+  bool fatal = severity
+               && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0);
+  return fatal && sqlstate && std::strncmp(sqlstate, "57P0", 4) == 0;
 }
 
 std::string trimmed(const char* msg) {
@@ -112,6 +116,7 @@ bool opens_transaction(const std::string& sql) {
 
 bool pq_connection::start(const conn_params& params, std::string& err) {
   close();
+  server_ended_session_ = false;
   std::vector<const char*> keys;
   std::vector<const char*> values;
   keys.reserve(params.keys.size() + 1);
@@ -131,7 +136,19 @@ bool pq_connection::start(const conn_params& params, std::string& err) {
     err = last_error();
     return false;
   }
-  PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+  // Notices (e.g. "there is no transaction in progress") are not errors and
+  // are dropped (libpq's default would print them to stderr). One matters: a
+  // FATAL the server sends while no request is pending (it terminates an idle
+  // session) reaches libpq as a notice, and the EOF behind it may not have
+  // been read yet: remember it, so that the connection is not used again.
+  PQsetNoticeReceiver(
+    conn_,
+    [](void* arg, const PGresult* r) {
+      if (ends_session(PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED),
+                       PQresultErrorField(r, PG_DIAG_SQLSTATE)))
+        static_cast<pq_connection*>(arg)->server_ended_session_ = true;
+    },
+    this);
   return true;
 }
 
@@ -228,6 +245,8 @@ void pq_connection::record_error(pending_request& p, const PGresult* r) {
   p.outcome.fatal = (severity && (std::strcmp(severity, "FATAL") == 0
                                   || std::strcmp(severity, "PANIC") == 0))
                     || PQstatus(conn_) == CONNECTION_BAD;
+  if (ends_session(severity, state))
+    server_ended_session_ = true;
   // A cached statement that vanished (26000) or whose result type changed
   // (0A000, "cached plan must not change result type"): the statement did not
   // run; drop it from the cache so the retry prepares it again.
@@ -297,6 +316,17 @@ bool pq_connection::read_results(std::vector<pq_outcome>& done) {
         break;
     }
     PQclear(r);
+  }
+  if (pending_.empty() && PQisBusy(conn_) == 0) {
+    // Nothing pending: still let libpq parse what arrived. After a pipeline
+    // sync libpq stays in PIPELINE_IDLE until PQgetResult is called once
+    // more, and there it leaves unexpected messages unparsed (and drops them
+    // with its input buffer at EOF). In IDLE, the FATAL the server sends when
+    // it ends an idle session (pg_terminate_backend, shutdown) reaches the
+    // notice receiver, which marks the session as ended.
+    if (PGresult* r = PQgetResult(conn_))
+      PQclear(r);
+    PQisBusy(conn_);
   }
   return PQstatus(conn_) != CONNECTION_BAD;
 }

@@ -95,6 +95,11 @@ public:
   /// transaction). Only meaningful when pending() == 0.
   bool idle_in_session() const;
 
+  /// True once the server said it ends the session (FATAL with SQLSTATE
+  /// 57P0x, e.g. pg_terminate_backend or shutdown), as a notice while idle or
+  /// as a request's error. Requests sent after that were never executed.
+  bool server_ended_session() const { return server_ended_session_; }
+
   /// A cancel handle for the running statement (owned by the caller), or null.
   ::pg_cancel* make_cancel() const;
 
@@ -123,6 +128,7 @@ private:
   std::uint64_t next_statement_ = 0;
   std::unordered_map<std::string, std::string> statements_;
   std::deque<pending_request> pending_;
+  bool server_ended_session_ = false;
 };
 
 } // namespace pgcm::detail

@@ -12,6 +12,7 @@
 
 #include "pgcm/error.hpp"
 #include "pgcm/param.hpp"
+#include "pgcm/remote.hpp"
 #include "pgcm/result_set.hpp"
 #include "pgcm/types.hpp"
 
@@ -31,6 +32,7 @@ using node_result_set = basic_node_result<result_set>;
 namespace detail {
 struct subscription_entry;
 struct facade_impl;
+struct facade_access;
 } // namespace detail
 
 /// Keeps an event callback registered; unsubscribes when destroyed. Once
@@ -72,6 +74,15 @@ public:
   /// Runs in an existing actor system, whose config must have seen
   /// pgcm::register_types(cfg).
   connection_manager(caf::actor_system& sys, manager_options opts = {});
+
+  /// Attaches to a manager served by `pgcm serve` (or publish_manager) at
+  /// `remote` and offers the same API, events included. `opts` only sets the
+  /// client's own waiting bounds (query_timeout, shutdown_timeout). Throws
+  /// remote_disconnected when the server cannot be reached, protocol_mismatch
+  /// when it speaks another protocol version, invalid_config for bad TLS
+  /// files. When the connection drops, pending calls throw
+  /// remote_disconnected at once; the next call connects again.
+  explicit connection_manager(const remote_endpoint& remote, manager_options opts = {});
 
   /// Shuts down (see shutdown()).
   ~connection_manager();
@@ -158,7 +169,12 @@ public:
 
   const manager_options& options() const;
 
+  /// True when attached to a remote manager.
+  bool is_remote() const;
+
 private:
+  friend struct detail::facade_access;
+
   subscription subscribe(std::optional<event> type,
                          std::function<void(const node_event&)> callback);
 

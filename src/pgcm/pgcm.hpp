@@ -9,4 +9,5 @@
 #include "pgcm/logging.hpp"
 #include "pgcm/param.hpp"
 #include "pgcm/result_set.hpp"
+#include "pgcm/state_store.hpp"
 #include "pgcm/types.hpp"

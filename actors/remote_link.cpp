@@ -1,0 +1,217 @@
+#include "pgcm/actors/remote_link.hpp"
+
+#include <fstream>
+#include <functional>
+#include <unordered_map>
+
+#include <arpa/inet.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/publish.hpp>
+#include <caf/io/remote_actor.hpp>
+#include <caf/io/unpublish.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/openssl/remote_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "log.hpp"
+#include "pgcm/messages/error.hpp"
+
+namespace pgcm {
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost")
+    return true;
+  in_addr a4{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+namespace {
+
+std::string endpoint_name(const remote_endpoint& ep) {
+  return ep.host + ":" + std::to_string(ep.port);
+}
+
+caf::error tls_file_error(const char* what, const std::string& path) {
+  return make_error(errc::invalid_config,
+                    std::string{"TLS "} + what + " file \"" + path + "\" cannot be read");
+}
+
+// -- the link -----------------------------------------------------------------
+
+struct link_data {
+  manager_api_actor remote;
+  std::string name;
+  bool connected = true;
+  std::uint64_t next_id = 0;
+  std::unordered_map<std::uint64_t, std::function<void(const caf::error&)>> pending;
+};
+
+using link_ptr = manager_api_actor::stateful_pointer<link_data>;
+
+caf::error disconnected(const link_data& st) {
+  return make_error(errc::remote_disconnected,
+                    "remote manager " + st.name + ": connection lost");
+}
+
+/// Forwards one request to the remote manager and answers it with the
+/// remote's reply, or with remote_disconnected as soon as the link drops.
+template <class R, class... Ts>
+caf::typed_response_promise<R> forward(link_ptr self, Ts&&... xs) {
+  auto rp = self->make_response_promise<R>();
+  auto& st = self->state;
+  if (!st.connected) {
+    rp.deliver(disconnected(st));
+    return rp;
+  }
+  auto id = ++st.next_id;
+  st.pending.emplace(id, [rp](const caf::error& err) mutable { rp.deliver(err); });
+  self->request(st.remote, caf::infinite, std::forward<Ts>(xs)...)
+    .then(
+      [=](R& value) mutable {
+        if (self->state.pending.erase(id) > 0)
+          rp.deliver(std::move(value));
+      },
+      [=](caf::error& err) mutable {
+        if (self->state.pending.erase(id) > 0)
+          rp.deliver(std::move(err));
+      });
+  return rp;
+}
+
+manager_api_actor::behavior_type remote_link(link_ptr self, manager_api_actor remote,
+                                             std::string name) {
+  self->state.remote = remote;
+  self->state.name = std::move(name);
+  self->monitor(remote);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.remote.address())
+      return;
+    log::warn("remote manager {}: connection lost ({})", st.name, caf::to_string(dm.reason));
+    st.connected = false;
+    auto err = disconnected(st);
+    for (auto& kv : st.pending)
+      kv.second(err);
+    st.pending.clear();
+  });
+  return {
+    [=](initialize_atom a, std::vector<node_entry>& xs) {
+      return forward<ok_atom>(self, a, std::move(xs));
+    },
+    [=](add_node_atom a, std::string& id, node_config& cfg) {
+      return forward<ok_atom>(self, a, std::move(id), std::move(cfg));
+    },
+    [=](remove_node_atom a, std::string& id) { return forward<ok_atom>(self, a, std::move(id)); },
+    [=](query_atom a, std::string& id, std::string& sql, std::vector<param>& ps, caf::timespan t) {
+      return forward<result_set>(self, a, std::move(id), std::move(sql), std::move(ps), t);
+    },
+    [=](query_all_atom a, std::string& sql, std::vector<param>& ps, caf::timespan t, bool h) {
+      return forward<std::vector<node_result_set>>(self, a, std::move(sql), std::move(ps), t, h);
+    },
+    [=](caf::get_atom g, nodes_atom n) { return forward<std::vector<node_info>>(self, g, n); },
+    [=](caf::get_atom g, node_atom n, std::string& id) {
+      return forward<node_info>(self, g, n, std::move(id));
+    },
+    [=](subscribe_atom a, event_subscriber_actor& sub) {
+      return forward<ok_atom>(self, a, std::move(sub));
+    },
+    [=](unsubscribe_atom a, event_subscriber_actor& sub) {
+      return forward<ok_atom>(self, a, std::move(sub));
+    },
+    [=](shutdown_atom a) { return forward<ok_atom>(self, a); },
+    [=](version_atom a) { return forward<std::uint32_t>(self, a); },
+  };
+}
+
+} // namespace
+
+caf::error prepare_remote(caf::actor_system_config& cfg, const tls_options& tls) {
+  if (tls.enabled()) {
+    if (tls.certificate.empty() || tls.key.empty() || tls.ca.empty())
+      return make_error(errc::invalid_config,
+                        "TLS needs all three of certificate, key and CA (got a partial set)");
+    for (auto [what, path] : {std::pair<const char*, const std::string*>{"certificate", &tls.certificate},
+                              {"key", &tls.key},
+                              {"CA", &tls.ca}}) {
+      std::ifstream in{*path};
+      if (!in.good())
+        return tls_file_error(what, *path);
+    }
+    cfg.load<caf::io::middleman>().load<caf::openssl::manager>();
+    cfg.openssl_certificate = tls.certificate;
+    cfg.openssl_key = tls.key;
+    cfg.openssl_cafile = tls.ca;
+  } else {
+    cfg.load<caf::io::middleman>();
+  }
+  return caf::none;
+}
+
+caf::expected<std::uint16_t> publish_manager(caf::actor_system& sys, manager_api_actor mgr,
+                                             const remote_endpoint& ep) {
+  if (!ep.tls.enabled() && !is_loopback(ep.host))
+    return make_error(errc::invalid_config,
+                      "refusing to listen on " + ep.host
+                        + " without TLS: only loopback addresses may be served without "
+                          "--tls-cert/--tls-key/--tls-ca");
+  auto res = ep.tls.enabled() ? caf::openssl::publish(mgr, ep.port, ep.host.c_str(), true)
+                              : caf::io::publish(mgr, ep.port, ep.host.c_str(), true);
+  if (!res)
+    return make_error(errc::invalid_config, "cannot listen on " + endpoint_name(ep) + ": "
+                                              + sys.render(res.error()));
+  log::info("serving the manager on {}:{}{}", ep.host, *res, ep.tls.enabled() ? " (TLS)" : "");
+  return *res;
+}
+
+void unpublish_manager(manager_api_actor mgr, std::uint16_t port, bool tls) {
+  if (tls) {
+    // caf::openssl::unpublish does not compile in 0.17.6; send what it would.
+    auto& sys = mgr.home_system();
+    caf::anon_send(sys.openssl_manager().actor_handle(), caf::unpublish_atom::value,
+                   mgr.address(), port);
+  } else
+    caf::io::unpublish(mgr, port);
+}
+
+caf::expected<manager_api_actor> connect_manager(caf::actor_system& sys,
+                                                 const remote_endpoint& ep) {
+  auto name = endpoint_name(ep);
+  auto remote = ep.tls.enabled()
+                  ? caf::openssl::remote_actor<manager_api_actor>(sys, ep.host, ep.port)
+                  : caf::io::remote_actor<manager_api_actor>(sys, ep.host, ep.port);
+  if (!remote) {
+    auto info = to_error_info(remote.error(), "remote manager " + name);
+    if (info.code != errc::protocol_mismatch)
+      info.code = errc::remote_disconnected;
+    info.message = "cannot connect to remote manager " + name + ": " + sys.render(remote.error());
+    return to_caf_error(info);
+  }
+  // Same interface is not enough: the message shapes must match too.
+  caf::scoped_actor self{sys};
+  caf::error failure;
+  std::uint32_t version = 0;
+  self->request(*remote, std::chrono::seconds{10}, version_atom::value)
+    .receive([&](std::uint32_t v) { version = v; }, [&](caf::error& err) { failure = err; });
+  if (failure)
+    return make_error(errc::remote_disconnected,
+                      "remote manager " + name + " did not answer: " + sys.render(failure));
+  if (version != protocol_version)
+    return make_error(errc::protocol_mismatch,
+                      "remote manager " + name + " speaks protocol version "
+                        + std::to_string(version) + ", this client "
+                        + std::to_string(protocol_version));
+  return manager_api_actor{sys.spawn(remote_link, *remote, name)};
+}
+
+} // namespace pgcm

@@ -1,0 +1,67 @@
+#pragma once
+
+// pgcm's side of each workload: the blocking facade (N client threads each
+// looping on query()/query_all()) and the actor API (one requester actor
+// keeping N requests outstanding).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace bench {
+
+/// The actor system pgcm runs in for the whole bench run (built here with
+/// pgcm::register_types and the chosen scheduler policy).
+class pgcm_runtime {
+public:
+  /// policy: "sharing" or "stealing"; max_threads 0 = CAF's default.
+  pgcm_runtime(const std::string& policy, int max_threads);
+  ~pgcm_runtime();
+  pgcm_runtime(const pgcm_runtime&) = delete;
+  pgcm_runtime& operator=(const pgcm_runtime&) = delete;
+
+  struct impl;
+  impl& get() { return *impl_; }
+  std::string policy() const;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+struct pool_settings {
+  int min = 1;
+  int max = 10;
+  int pipeline_depth = 8; // pgcm's default
+  int statement_cache = 256;
+};
+
+/// facade: N threads on connection_manager::query(); actor: one requester
+/// actor with N outstanding; scoped (diagnostic): N threads, each reusing one
+/// scoped_actor for request/receive on the manager.
+enum class pgcm_api { facade, actor, scoped };
+
+/// `sql` on one node (`srv`) with `in_flight` requests outstanding.
+contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const server& srv,
+                               std::string sql, int in_flight, pgcm_api api, pool_settings pool);
+
+/// query_all(`sql`) over `servers` with `in_flight` fan-outs outstanding.
+contender_ptr make_pgcm_all(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
+                            std::string sql, int in_flight, pgcm_api api, pool_settings pool);
+
+/// A fresh manager; initialize(servers, pool.min = pool.max = per_server);
+/// op latency = time until every pool connection is open (the extra value
+/// "initialize_ms" = when initialize() returned).
+contender_ptr make_pgcm_startup(pgcm_runtime& rt, const cluster_info& c,
+                                std::vector<server> servers, int per_server);
+
+/// The scale workload's pgcm side, run in a child process: prints one JSON
+/// object on stdout. Returns the exit code.
+int scale_child_pgcm(const cluster_info& c, const std::string& policy, int max_threads, int nodes,
+                     double seconds, double probe_seconds);
+
+/// Sets pgcm's log level (warn by default: the bench prints its own progress).
+void set_pgcm_log_level(const std::string& level);
+
+} // namespace bench

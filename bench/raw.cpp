@@ -1,0 +1,585 @@
+#include "raw.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+namespace bench {
+
+namespace {
+
+constexpr const char* stmt_name = "bench_stmt";
+
+std::string trimmed_error(PGconn* c) {
+  std::string s = c ? PQerrorMessage(c) : "out of memory";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  for (auto& ch : s)
+    if (ch == '\n')
+      ch = ' ';
+  return s;
+}
+
+struct keyword_arrays {
+  std::vector<std::pair<std::string, std::string>> kv;
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  explicit keyword_arrays(std::vector<std::pair<std::string, std::string>> x) : kv(std::move(x)) {
+    for (auto& [k, v] : kv) {
+      keys.push_back(k.c_str());
+      values.push_back(v.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+  }
+};
+
+/// Blocking connect + prepare (setup only, untimed).
+PGconn* connect_blocking(const cluster_info& c, const server& s, const std::string& sql,
+                         bool prepare) {
+  keyword_arrays kw{conn_keywords(c, s, "pgcm-bench-raw")};
+  PGconn* conn = PQconnectdbParams(kw.keys.data(), kw.values.data(), 0);
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    auto msg = trimmed_error(conn);
+    PQfinish(conn);
+    throw std::runtime_error("raw connect to " + s.name + " failed: " + msg);
+  }
+  if (prepare) {
+    PGresult* r = PQprepare(conn, stmt_name, sql.c_str(), 0, nullptr);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      auto msg = trimmed_error(conn);
+      PQfinish(conn);
+      throw std::runtime_error("raw prepare on " + s.name + " failed: " + msg);
+    }
+  }
+  return conn;
+}
+
+bool result_ok(ExecStatusType st) {
+  return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+// -- threads, one blocking connection each -----------------------------------
+
+class raw_threads final : public contender {
+public:
+  raw_threads(cluster_info c, server s, std::string sql, int threads, bool prepared)
+    : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), n_(threads), prepared_(prepared) {}
+
+  ~raw_threads() override { teardown(); }
+
+  std::string name() const override { return "raw-threads"; }
+
+  std::string describe() const override {
+    return std::to_string(n_) + " threads x 1 blocking connection, "
+           + (prepared_ ? "PQexecPrepared" : "PQexec");
+  }
+
+  void setup() override {
+    for (int i = 0; i < n_; ++i)
+      conns_.push_back(connect_blocking(c_, s_, sql_, prepared_));
+  }
+
+  void teardown() override {
+    for (auto* c : conns_)
+      PQfinish(c);
+    conns_.clear();
+  }
+
+  window_result run(nanoseconds d) override {
+    struct local {
+      std::vector<std::uint32_t> lat;
+      std::uint64_t ops = 0, errors = 0;
+      std::string first_error;
+    };
+    std::vector<local> locals(static_cast<std::size_t>(n_));
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool go = false;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n_; ++i) {
+      threads.emplace_back([&, i] {
+        auto& me = locals[static_cast<std::size_t>(i)];
+        me.lat.reserve(1 << 16);
+        PGconn* conn = conns_[static_cast<std::size_t>(i)];
+        {
+          std::unique_lock<std::mutex> lk{mtx};
+          cv.wait(lk, [&] { return go; });
+        }
+        while (!stop.load(std::memory_order_relaxed)) {
+          auto t0 = now_ns();
+          PGresult* r = prepared_ ? PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0)
+                                  : PQexec(conn, sql_.c_str());
+          bool ok = result_ok(PQresultStatus(r));
+          if (!ok && me.first_error.empty())
+            me.first_error = trimmed_error(conn);
+          PQclear(r);
+          auto t1 = now_ns();
+          if (stop.load(std::memory_order_relaxed))
+            break;
+          if (ok) {
+            ++me.ops;
+            me.lat.push_back(clamp_ns(t1 - t0));
+          } else {
+            ++me.errors;
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{5}); // let them reach the gate
+    auto t0 = now_ns();
+    {
+      std::lock_guard<std::mutex> lk{mtx};
+      go = true;
+    }
+    cv.notify_all();
+    std::this_thread::sleep_for(d);
+    stop = true;
+    auto t1 = now_ns();
+    for (auto& t : threads)
+      t.join();
+    window_result out;
+    out.seconds = static_cast<double>(t1 - t0) / 1e9;
+    for (auto& l : locals) {
+      out.ops += l.ops;
+      out.errors += l.errors;
+      if (out.first_error.empty())
+        out.first_error = l.first_error;
+      out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
+    }
+    return out;
+  }
+
+private:
+  cluster_info c_;
+  server s_;
+  std::string sql_;
+  int n_;
+  bool prepared_;
+  std::vector<PGconn*> conns_;
+};
+
+// -- poll() over non-blocking connections --------------------------------------
+
+class raw_poll final : public contender {
+public:
+  raw_poll(cluster_info c, std::vector<server> servers, std::string sql, int conns_per_server,
+           int in_flight, int depth, std::string label)
+    : c_(std::move(c)), servers_(std::move(servers)), sql_(std::move(sql)),
+      per_server_(conns_per_server), in_flight_(in_flight), depth_(std::max(1, depth)),
+      label_(std::move(label)) {}
+
+  ~raw_poll() override { teardown(); }
+
+  std::string name() const override { return label_; }
+
+  std::string describe() const override {
+    std::string s = "poll() on 1 thread, " + std::to_string(per_server_) + " non-blocking conn x "
+                    + std::to_string(servers_.size()) + " server(s), prepared, ";
+    s += depth_ > 1 ? "pipeline mode depth " + std::to_string(depth_) : std::string{"not pipelined"};
+    s += ", " + std::to_string(in_flight_) + " ops outstanding";
+    return s;
+  }
+
+  void setup() override {
+    for (std::size_t n = 0; n < servers_.size(); ++n)
+      for (int i = 0; i < per_server_; ++i) {
+        PGconn* c = connect_blocking(c_, servers_[n], sql_, true);
+        if (PQsetnonblocking(c, 1) != 0 || (depth_ > 1 && PQenterPipelineMode(c) != 1)) {
+          auto msg = trimmed_error(c);
+          PQfinish(c);
+          throw std::runtime_error("raw: cannot switch connection mode: " + msg);
+        }
+        conn x;
+        x.c = c;
+        x.server = static_cast<int>(n);
+        conns_.push_back(std::move(x));
+      }
+    queues_.resize(servers_.size());
+    cur_ok_.assign(conns_.size(), true);
+  }
+
+  void teardown() override {
+    for (auto& c : conns_)
+      PQfinish(c.c);
+    conns_.clear();
+  }
+
+  window_result run(nanoseconds d) override {
+    window_result out;
+    out.lat_ns.reserve(1 << 16);
+    ops_.assign(static_cast<std::size_t>(in_flight_), op{});
+    for (auto& q : queues_)
+      q.clear();
+    stopping_ = false;
+    outstanding_ = 0;
+    out_ = &out;
+    auto t0 = now_ns();
+    auto deadline = t0 + d.count();
+    for (int i = 0; i < in_flight_; ++i)
+      issue(i);
+    std::vector<pollfd> fds(conns_.size());
+    std::int64_t t1 = 0;
+    while (outstanding_ > 0) {
+      if (!stopping_ && now_ns() >= deadline) {
+        stopping_ = true;
+        t1 = now_ns();
+      }
+      for (std::size_t i = 0; i < conns_.size(); ++i) {
+        fds[i].fd = PQsocket(conns_[i].c);
+        fds[i].events = static_cast<short>(POLLIN | (conns_[i].want_write ? POLLOUT : 0));
+        fds[i].revents = 0;
+      }
+      int timeout_ms = stopping_ ? 1000 : static_cast<int>(std::max<std::int64_t>(0, (deadline - now_ns()) / 1'000'000) + 1);
+      int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout_ms);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        throw std::runtime_error(std::string{"poll failed: "} + std::strerror(errno));
+      }
+      if (n == 0 && stopping_)
+        throw std::runtime_error("raw poll: connections stuck while draining");
+      for (std::size_t i = 0; i < conns_.size(); ++i) {
+        if (fds[i].revents == 0)
+          continue;
+        auto& c = conns_[i];
+        if (fds[i].revents & POLLOUT) {
+          int f = PQflush(c.c);
+          if (f < 0)
+            throw std::runtime_error("raw poll: flush failed: " + trimmed_error(c.c));
+          c.want_write = f == 1;
+        }
+        if (fds[i].revents & (POLLIN | POLLERR | POLLHUP))
+          on_readable(i);
+      }
+    }
+    if (t1 == 0)
+      t1 = now_ns();
+    out.seconds = static_cast<double>(t1 - t0) / 1e9;
+    out_ = nullptr;
+    return out;
+  }
+
+private:
+  struct conn {
+    PGconn* c;
+    int server;
+    int outstanding = 0;
+    bool want_write = false;
+    std::deque<int> ops; // op slots, in send order
+  };
+  struct op {
+    std::int64_t start = 0;
+    int parts_left = 0;
+    bool failed = false;
+  };
+
+  void issue(int slot) {
+    auto& o = ops_[static_cast<std::size_t>(slot)];
+    o.start = now_ns();
+    o.parts_left = static_cast<int>(servers_.size());
+    o.failed = false;
+    ++outstanding_;
+    for (std::size_t s = 0; s < servers_.size(); ++s) {
+      // FIFO: while requests wait for this server, a new one queues behind them.
+      conn* best = queues_[s].empty() ? pick(static_cast<int>(s)) : nullptr;
+      if (best)
+        send(*best, slot);
+      else
+        queues_[s].push_back(slot);
+    }
+  }
+
+  conn* pick(int server) {
+    conn* best = nullptr;
+    for (auto& c : conns_) {
+      if (c.server != server || c.outstanding >= depth_)
+        continue;
+      if (!best || c.outstanding < best->outstanding)
+        best = &c;
+      if (c.outstanding == 0)
+        break;
+    }
+    return best;
+  }
+
+  void send(conn& c, int slot) {
+    if (PQsendQueryPrepared(c.c, stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1
+        || (depth_ > 1 && PQpipelineSync(c.c) != 1))
+      throw std::runtime_error("raw poll: send failed: " + trimmed_error(c.c));
+    int f = PQflush(c.c);
+    if (f < 0)
+      throw std::runtime_error("raw poll: flush failed: " + trimmed_error(c.c));
+    c.want_write = f == 1;
+    ++c.outstanding;
+    c.ops.push_back(slot);
+  }
+
+  void part_done(int slot, bool ok) {
+    auto& o = ops_[static_cast<std::size_t>(slot)];
+    o.failed |= !ok;
+    if (--o.parts_left > 0)
+      return;
+    --outstanding_;
+    if (stopping_)
+      return;
+    if (o.failed) {
+      ++out_->errors;
+    } else {
+      ++out_->ops;
+      out_->lat_ns.push_back(clamp_ns(now_ns() - o.start));
+    }
+    issue(slot);
+  }
+
+  void complete_front(conn& c, bool ok) {
+    int slot = c.ops.front();
+    c.ops.pop_front();
+    --c.outstanding;
+    part_done(slot, ok);
+  }
+
+  void on_readable(std::size_t idx) {
+    auto& c = conns_[idx];
+    if (PQconsumeInput(c.c) == 0)
+      throw std::runtime_error("raw poll: connection lost: " + trimmed_error(c.c));
+    int nulls = 0;
+    while (c.outstanding > 0) {
+      if (PQisBusy(c.c))
+        break;
+      PGresult* r = PQgetResult(c.c);
+      if (r == nullptr) {
+        if (depth_ == 1) {
+          complete_front(c, cur_ok_[idx]);
+          cur_ok_[idx] = true;
+          continue;
+        }
+        if (++nulls > 1)
+          break;
+        continue;
+      }
+      nulls = 0;
+      auto st = PQresultStatus(r);
+      if (st == PGRES_PIPELINE_SYNC) {
+        complete_front(c, cur_ok_[idx]);
+        cur_ok_[idx] = true;
+      } else if (!result_ok(st)) {
+        cur_ok_[idx] = false;
+        if (out_->first_error.empty())
+          out_->first_error = PQresultErrorMessage(r);
+      }
+      PQclear(r);
+    }
+    // Requests that waited for a free connection of this server.
+    auto& q = queues_[static_cast<std::size_t>(c.server)];
+    while (!q.empty()) {
+      conn* w = pick(c.server);
+      if (!w)
+        break;
+      int slot = q.front();
+      q.pop_front();
+      send(*w, slot);
+    }
+  }
+
+  cluster_info c_;
+  std::vector<server> servers_;
+  std::string sql_;
+  int per_server_;
+  int in_flight_;
+  int depth_;
+  std::string label_;
+  std::vector<conn> conns_;
+  std::vector<std::deque<int>> queues_;
+  std::vector<op> ops_;
+  std::vector<bool> cur_ok_; // per connection: the request being read has not failed
+  bool stopping_ = false;
+  int outstanding_ = 0;
+  window_result* out_ = nullptr;
+};
+
+// -- parallel connect ----------------------------------------------------------
+
+struct pending_connect {
+  PGconn* c = nullptr;
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  bool done = false;
+};
+
+/// Drives every connection in `pc` to completion with poll() on this thread.
+void connect_all(std::vector<pending_connect>& pc, int& failed, std::string& first_error) {
+  std::vector<pollfd> fds;
+  std::vector<std::size_t> idx;
+  for (;;) {
+    fds.clear();
+    idx.clear();
+    for (std::size_t i = 0; i < pc.size(); ++i) {
+      auto& p = pc[i];
+      if (p.done)
+        continue;
+      pollfd f{};
+      f.fd = PQsocket(p.c);
+      f.events = p.st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+      fds.push_back(f);
+      idx.push_back(i);
+    }
+    if (fds.empty())
+      return;
+    int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), 10000);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      for (auto i : idx) {
+        pc[i].done = true;
+        ++failed;
+      }
+      if (first_error.empty())
+        first_error = "connect timeout";
+      return;
+    }
+    for (std::size_t k = 0; k < fds.size(); ++k) {
+      if (fds[k].revents == 0)
+        continue;
+      auto& p = pc[idx[k]];
+      p.st = PQconnectPoll(p.c);
+      if (p.st == PGRES_POLLING_OK) {
+        p.done = true;
+      } else if (p.st == PGRES_POLLING_FAILED) {
+        p.done = true;
+        ++failed;
+        if (first_error.empty())
+          first_error = trimmed_error(p.c);
+      }
+    }
+  }
+}
+
+void start_connect(const cluster_info& c, const server& s, std::vector<pending_connect>& pc,
+                   int& failed, std::string& first_error) {
+  keyword_arrays kw{conn_keywords(c, s, "pgcm-bench-raw")};
+  pending_connect p;
+  p.c = PQconnectStartParams(kw.keys.data(), kw.values.data(), 0);
+  if (p.c == nullptr || PQstatus(p.c) == CONNECTION_BAD) {
+    p.done = true;
+    ++failed;
+    if (first_error.empty())
+      first_error = trimmed_error(p.c);
+  }
+  pc.push_back(p);
+}
+
+class raw_startup final : public contender {
+public:
+  raw_startup(cluster_info c, std::vector<server> servers, int per_server)
+    : c_(std::move(c)), servers_(std::move(servers)), per_server_(per_server) {}
+
+  std::string name() const override { return "raw-parallel-connect"; }
+
+  std::string describe() const override {
+    return std::to_string(servers_.size() * static_cast<std::size_t>(per_server_))
+           + " x PQconnectStartParams at once, PQconnectPoll driven by poll() on 1 thread";
+  }
+
+  window_result run(nanoseconds) override {
+    std::vector<pending_connect> pc;
+    int failed = 0;
+    std::string err;
+    auto t0 = now_ns();
+    for (auto& s : servers_)
+      for (int i = 0; i < per_server_; ++i)
+        start_connect(c_, s, pc, failed, err);
+    connect_all(pc, failed, err);
+    auto t1 = now_ns();
+    for (auto& p : pc)
+      PQfinish(p.c);
+    window_result out;
+    out.seconds = static_cast<double>(t1 - t0) / 1e9;
+    if (failed == 0) {
+      out.ops = 1;
+      out.lat_ns.push_back(clamp_ns(t1 - t0));
+    } else {
+      out.errors = 1;
+      out.first_error = std::to_string(failed) + " connections failed: " + err;
+    }
+    return out;
+  }
+
+private:
+  cluster_info c_;
+  std::vector<server> servers_;
+  int per_server_;
+};
+
+} // namespace
+
+contender_ptr make_raw_threads(const cluster_info& c, const server& srv, std::string sql,
+                               int threads, bool prepared) {
+  return std::make_unique<raw_threads>(c, srv, std::move(sql), threads, prepared);
+}
+
+contender_ptr make_raw_poll(const cluster_info& c, std::vector<server> servers, std::string sql,
+                            int conns_per_server, int in_flight, int pipeline_depth,
+                            std::string label) {
+  return std::make_unique<raw_poll>(c, std::move(servers), std::move(sql), conns_per_server,
+                                    in_flight, pipeline_depth, std::move(label));
+}
+
+contender_ptr make_raw_startup(const cluster_info& c, std::vector<server> servers, int per_server) {
+  return std::make_unique<raw_startup>(c, std::move(servers), per_server);
+}
+
+raw_conn_set::~raw_conn_set() {
+  for (auto* c : conns)
+    PQfinish(static_cast<PGconn*>(c));
+}
+
+void open_parallel(const cluster_info& c, const std::vector<server>& targets, raw_conn_set& out) {
+  std::vector<pending_connect> pc;
+  for (auto& s : targets)
+    start_connect(c, s, pc, out.failed, out.first_error);
+  connect_all(pc, out.failed, out.first_error);
+  for (auto& p : pc)
+    out.conns.push_back(p.c);
+}
+
+int scale_child_raw(const cluster_info& c, int nodes, double seconds, double probe_seconds) {
+  auto rss0 = rss_kib();
+  auto thr0 = thread_count();
+  auto sock0 = socket_count();
+  std::vector<server> targets;
+  for (int i = 0; i < nodes; ++i)
+    targets.push_back(c.servers[static_cast<std::size_t>(i) % c.servers.size()]);
+  raw_conn_set set;
+  auto t0 = now_ns();
+  open_parallel(c, targets, set);
+  auto t1 = now_ns();
+  std::this_thread::sleep_for(std::chrono::seconds{1});
+  auto rss2 = rss_kib();
+  auto thr2 = thread_count();
+  auto socks = socket_count() - sock0;
+  std::fprintf(stderr, "  raw: %d connections up in %.0f ms (%d failed), RSS +%ld KiB, %d threads\n",
+               nodes, static_cast<double>(t1 - t0) / 1e6, set.failed, rss2 - rss0, thr2);
+  auto cpu = measure_idle(seconds, probe_seconds);
+  std::printf("{\"ok\":%s,\"nodes\":%d,\"sockets\":%d,\"startup_ms\":%.1f,"
+              "\"rss_base_kib\":%ld,\"rss_system_kib\":%ld,\"rss_nodes_kib\":%ld,"
+              "\"threads_base\":%d,\"threads_system\":%d,\"threads_nodes\":%d,",
+              set.failed == 0 ? "true" : "false", nodes, socks, static_cast<double>(t1 - t0) / 1e6,
+              rss0, rss0, rss2, thr0, thr0, thr2);
+  print_idle_json(cpu);
+  std::printf("}\n");
+  std::fflush(stdout);
+  return set.failed == 0 ? 0 : 1;
+}
+
+} // namespace bench

@@ -1,0 +1,267 @@
+#include "cli_options.hpp"
+
+#include <map>
+#include <set>
+
+#include "config_file.hpp"
+
+namespace pgcm::cli {
+
+namespace {
+
+const std::set<std::string> commands{"health", "query", "watch", "demo"};
+
+/// Which options each command takes (by canonical name).
+const std::map<std::string, std::set<std::string>>& allowed_options() {
+  static const std::map<std::string, std::set<std::string>> m{
+      {"health", {"--config", "--node", "--log-level", "--log-file", "--json"}},
+      {"query",
+       {"--config", "--node", "--log-level", "--log-file", "--json", "--all", "--healthy",
+        "--node ID", "--timeout"}},
+      {"watch", {"--config", "--node", "--log-level", "--log-file", "--once", "--color"}},
+      {"demo", {"--log-level", "--log-file", "--once", "--color"}},
+  };
+  return m;
+}
+
+bool takes_value(const std::string& name) {
+  static const std::set<std::string> with_value{"--config", "--node", "--log-level", "--log-file",
+                                                "--timeout"};
+  return with_value.count(name) != 0;
+}
+
+const std::set<std::string> log_levels{"trace", "debug",    "info", "warn",
+                                       "error", "critical", "off"};
+
+} // namespace
+
+cli_options parse_command_line(int argc, const char* const* argv) {
+  cli_options o;
+  std::vector<std::string> given; // canonical option names, for the per-command check
+  bool options_done = false;
+  bool sql_seen = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (sql_seen) {
+      o.params.push_back(arg); // everything after the SQL is a parameter
+      continue;
+    }
+    if (!options_done && arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (!options_done && arg.size() > 1 && arg[0] == '-') {
+      std::string name = arg;
+      std::optional<std::string> value;
+      if (arg.compare(0, 2, "--") == 0) {
+        auto eq = arg.find('=');
+        if (eq != std::string::npos) {
+          name = arg.substr(0, eq);
+          value = arg.substr(eq + 1);
+        }
+      }
+      if (name == "-h") name = "--help";
+      if (name == "-c") name = "--config";
+      if (takes_value(name) && !value) {
+        if (i + 1 >= argc) throw usage_error{name + " needs a value"};
+        value = argv[++i];
+      } else if (!takes_value(name) && value && name != "--color") {
+        throw usage_error{name + " takes no value"};
+      }
+      if (name == "--help") {
+        o.help = true;
+      } else if (name == "--version") {
+        o.version = true;
+      } else if (name == "--config") {
+        if (o.config_path) throw usage_error{"--config given twice"};
+        if (value->empty()) throw usage_error{"--config needs a file name"};
+        o.config_path = *value;
+        given.push_back(name);
+      } else if (name == "--node") {
+        // ID=CONNINFO defines a node; a plain ID picks the node to query.
+        if (value->find('=') != std::string::npos) {
+          o.node_specs.push_back(*value);
+          given.push_back(name);
+        } else {
+          if (o.target == query_target::node)
+            throw usage_error{"--node ID given twice (query one node, or use --all)"};
+          if (value->empty())
+            throw usage_error{
+                "--node needs ID=CONNINFO (a node definition) or ID (the node to query)"};
+          o.target = query_target::node;
+          o.target_node = *value;
+          given.push_back("--node ID");
+        }
+      } else if (name == "--all" || name == "--healthy") {
+        given.push_back(name);
+        if (name == "--healthy")
+          o.target = o.target == query_target::all ? query_target::healthy : o.target;
+      } else if (name == "--json") {
+        o.json = true;
+        given.push_back(name);
+      } else if (name == "--log-level") {
+        if (log_levels.count(*value) == 0)
+          throw usage_error{"--log-level: unknown level \"" + *value +
+                            "\" (trace, debug, info, warn, error, critical, off)"};
+        o.log_level = *value;
+        given.push_back(name);
+      } else if (name == "--log-file") {
+        o.log_file = *value;
+        given.push_back(name);
+      } else if (name == "--timeout") {
+        auto d = parse_duration(*value);
+        if (!d || d->count() <= 0)
+          throw usage_error{"--timeout: invalid duration \"" + *value +
+                            "\" (e.g. 500ms, 5s, 2m; plain numbers are milliseconds)"};
+        o.timeout = *d;
+        given.push_back(name);
+      } else if (name == "--once") {
+        o.once = true;
+        given.push_back(name);
+      } else if (name == "--color" || name == "--no-color") {
+        std::string v = name == "--no-color" ? "never" : value.value_or("always");
+        if (v == "auto")
+          o.color = color_mode::automatic;
+        else if (v == "always")
+          o.color = color_mode::always;
+        else if (v == "never")
+          o.color = color_mode::never;
+        else
+          throw usage_error{"--color: expected auto, always or never, got \"" + v + "\""};
+        given.push_back("--color");
+      } else {
+        throw usage_error{"unknown option " + name + " (see pgcm --help)"};
+      }
+      continue;
+    }
+    // A positional argument.
+    if (o.command.empty()) {
+      if (arg == "help") {
+        o.help = true;
+        o.command = "";
+        if (i + 1 < argc) {
+          std::string c = argv[++i];
+          if (commands.count(c) == 0)
+            throw usage_error{"unknown command \"" + c + "\" (health, query, watch, demo)"};
+          o.command = c;
+        }
+        continue;
+      }
+      if (commands.count(arg) == 0)
+        throw usage_error{"unknown command \"" + arg + "\" (health, query, watch, demo)"};
+      o.command = arg;
+      continue;
+    }
+    if (o.command == "query") {
+      o.sql = arg;
+      sql_seen = true;
+      continue;
+    }
+    throw usage_error{"unexpected argument \"" + arg + "\" for pgcm " + o.command};
+  }
+
+  if (o.help || o.version) return o;
+  if (o.command.empty())
+    throw usage_error{"missing command: health, query, watch or demo (see pgcm --help)"};
+  auto& allowed = allowed_options().at(o.command);
+  for (auto& g : given)
+    if (allowed.count(g) == 0) {
+      if (g == "--node")
+        throw usage_error{"--node ID=CONNINFO is not supported by pgcm " + o.command +
+                          (o.command == "demo" ? " (the demo starts its own cluster)" : "")};
+      if (g == "--config" && o.command == "demo")
+        throw usage_error{
+            "--config is not supported by pgcm demo (the demo starts its own cluster)"};
+      throw usage_error{g + " is not supported by pgcm " + o.command};
+    }
+  if (o.command == "query") {
+    int targets = 0;
+    for (auto& g : given)
+      if (g == "--all" || g == "--healthy" || g == "--node ID") ++targets;
+    if (targets > 1) throw usage_error{"--node ID, --all and --healthy exclude each other"};
+    if (!sql_seen)
+      throw usage_error{"pgcm query: missing SQL (pgcm query [--node ID | --all | --healthy] SQL "
+                        "[PARAM...])"};
+    if (o.sql.empty()) throw usage_error{"pgcm query: the SQL is empty"};
+  }
+  return o;
+}
+
+std::string help_text(const std::string& command) {
+  const std::string nodes =
+      "Nodes (health, query, watch):\n"
+      "  -c, --config FILE        config file (manager options and nodes; see "
+      "docs/config-file.md);\n"
+      "                           default: $PGCM_CONFIG when no --node is given\n"
+      "  --node ID=CONNINFO       add a node; CONNINFO is a libpq keyword string\n"
+      "                           (\"host=db1 port=5432 dbname=app user=me\") or a URI\n"
+      "                           (postgresql://me@db1:5432/app?sslmode=require); libpq's\n"
+      "                           environment (PGPASSWORD, PGSSLMODE, ...) fills in the rest.\n"
+      "                           Repeatable; combines with --config.\n";
+  const std::string common =
+      "Common options:\n"
+      "  --log-level LEVEL        trace, debug, info, warn (default), error, critical, off\n"
+      "                           (default from $PGCM_LOG_LEVEL)\n"
+      "  --log-file FILE          write pgcm's log there instead of stderr\n"
+      "  -h, --help               this help\n";
+  const std::string exits = "Exit codes: 0 ok, 1 a query or node failed, 2 usage or config error.\n"
+                            "SIGINT/SIGTERM shut down gracefully (bounded by shutdown_timeout); a "
+                            "second one exits at once.\n";
+  if (command == "health")
+    return "Usage: pgcm health [options]\n\n"
+           "Connects to every node, probes it once and prints one row per node: id, role,\n"
+           "status, latency, consecutive failures, pool total/idle/waiting, last error.\n"
+           "Exit code 1 if any node is not healthy.\n\n"
+           "Options:\n"
+           "  --json                   print JSON instead of a table\n\n" +
+           nodes + "\n" + common + "\n" + exits;
+  if (command == "query")
+    return "Usage: pgcm query [--node ID | --all | --healthy] [options] SQL [PARAM...]\n\n"
+           "Runs SQL on one node, on every node (--all, the default) or on the healthy ones,\n"
+           "and prints one aligned table per node (like psql). PARAMs fill $1, $2, ... and\n"
+           "are sent separately from the SQL; \\N stands for NULL. Options go before SQL;\n"
+           "everything after SQL is a parameter. A node that fails shows its error; the exit\n"
+           "code is then 1.\n\n"
+           "Options:\n"
+           "  --node ID                the node to query\n"
+           "  --all                    every node (default)\n"
+           "  --healthy                the nodes whose health is healthy\n"
+           "  --timeout DURATION       per-query deadline (e.g. 500ms, 5s; default: the\n"
+           "                           manager's query_timeout)\n"
+           "  --json                   print JSON instead of tables\n\n" +
+           nodes + "\n" + common + "\n" + exits;
+  if (command == "watch")
+    return "Usage: pgcm watch [options]\n\n"
+           "Full-screen live status view, redrawn on every change: per node the health\n"
+           "colour, role, latency history, failures, last error and pool gauges, and the\n"
+           "replication slots of the primary. Keys: q (or Ctrl-C) quits.\n\n"
+           "Options:\n"
+           "  --once                   print one snapshot (once every node was probed) and exit\n"
+           "  --color[=WHEN]           auto (default: when stdout is a terminal and $NO_COLOR\n"
+           "                           is unset), always, never; --no-color = never\n\n" +
+           nodes + "\n" + common + "\n" + exits;
+  if (command == "demo")
+    return "Usage: pgcm demo [options]\n\n"
+           "Starts a throwaway PostgreSQL 15 cluster on loopback (a primary and two streaming\n"
+           "replicas, in a new /tmp/pgcm-demo-XXXXXX directory, via scripts/pg-cluster), runs\n"
+           "a little traffic against it and opens the live status view. q or Ctrl-C stops\n"
+           "the view, the manager and the cluster, and removes the directory.\n\n"
+           "pg-cluster is looked up as $PGCM_PG_CLUSTER, then <prefix>/libexec/pgcm/pg-cluster\n"
+           "next to the installed binary, then the source tree's scripts/pg-cluster.\n\n"
+           "Options:\n"
+           "  --once                   print one snapshot once every node is healthy, then\n"
+           "                           stop the cluster and exit\n"
+           "  --color[=WHEN]           auto, always, never (see pgcm watch --help)\n\n" +
+           common + "\n" + exits;
+  return "Usage: pgcm COMMAND [options]\n\n"
+         "Manages libpq connection pools across the nodes of a PostgreSQL replication cluster.\n\n"
+         "Commands:\n"
+         "  health                   one table: the health and pool of every node\n"
+         "  query SQL [PARAM...]     run SQL on one node, every node or the healthy ones\n"
+         "  watch                    full-screen live status view\n"
+         "  demo                     start a local 3-node cluster and watch it\n"
+         "  help COMMAND             help on a command (also: pgcm COMMAND --help)\n\n" +
+         nodes + "\n" + common + "  --version                print the version\n\n" + exits;
+}
+
+} // namespace pgcm::cli

@@ -1,0 +1,62 @@
+#pragma once
+
+// The command line of `pgcm`: subcommand, options, help texts.
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pgcm::cli {
+
+/// A bad command line: exit code 2, the message names the flag.
+class usage_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class query_target {
+  all,     ///< --all (default): every node
+  healthy, ///< --healthy: nodes whose health is healthy
+  node,    ///< --node ID: one node
+};
+
+enum class color_mode { automatic, always, never };
+
+struct cli_options {
+  /// health, query, watch, demo; empty with --help / --version alone.
+  std::string command;
+  bool help = false;
+  bool version = false;
+
+  // Where the nodes come from (health, query, watch).
+  std::optional<std::string> config_path;
+  /// `--node ID=CONNINFO` values, in order.
+  std::vector<std::string> node_specs;
+
+  std::string log_level; ///< empty: PGCM_LOG_LEVEL or warn
+  std::optional<std::string> log_file;
+
+  // health, query
+  bool json = false;
+
+  // query
+  query_target target = query_target::all;
+  std::string target_node;
+  std::optional<std::chrono::milliseconds> timeout;
+  std::string sql;
+  std::vector<std::string> params;
+
+  // watch, demo
+  bool once = false;
+  color_mode color = color_mode::automatic;
+};
+
+/// Parses argv. Throws usage_error.
+cli_options parse_command_line(int argc, const char* const* argv);
+
+/// The help text of `command` (empty: the overview).
+std::string help_text(const std::string& command);
+
+} // namespace pgcm::cli

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# pgcm query against the test cluster: one node, --all, --healthy, parameters,
+# --json, and a stopped node (its error shown, exit code 1).
+source "$(dirname "$0")/lib.sh"
+
+run one 0 "$PGCM" --config "$CONFIG" query --node node0 \
+  'SELECT $1::int + 1 AS n, $2::text AS t, NULL::text AS z, pg_is_in_recovery() AS standby' 41 'a b'
+expect one out '^ n  \|  t  \| z \| standby$' '^ 42 \| a b \|   \| f$' '^\(1 row\)$'
+reject one out '^\[node0\]'
+no_password one
+
+run all 0 "$PGCM" --config "$CONFIG" query --all 'SELECT pg_is_in_recovery() AS standby'
+expect all out '^\[node0\]$' '^\[node1\]$' '^\[node2\]$' '^ f$' '^ t$'
+[[ $(grep -c '^(1 row)$' "$WORK/all.out") -eq 3 ]] || fail "all: expected 3 tables"
+
+run default_all 0 "$PGCM" --config "$CONFIG" query 'SELECT 1 AS one'
+[[ $(grep -c '^(1 row)$' "$WORK/default_all.out") -eq 3 ]] || fail "default_all: expected 3 tables"
+
+run null_param 0 "$PGCM" --config "$CONFIG" query --node node1 'SELECT $1::text IS NULL AS isnull' '\N'
+expect null_param out '^ t$'
+
+run ddl 0 "$PGCM" --config "$CONFIG" query --node node0 'CREATE TEMP TABLE cli_t (x int)'
+expect ddl out '^CREATE TABLE$'
+
+run sqlerr 1 "$PGCM" --config "$CONFIG" query --node node1 'SELECT * FROM no_such_table'
+expect sqlerr out 'error \(query_failed\): .*no_such_table.*\[SQLSTATE 42P01\]'
+
+run json 0 "$PGCM" --config "$CONFIG" query --json --all 'SELECT 7 AS n, true AS b, $1::text AS s, NULL::int AS z' 'x"y'
+json_check json "d['ok'] and [r['node'] for r in d['results']] == ['node0','node1','node2'] and all(r['success'] and r['rows'] == [[7, True, 'x\"y', None]] and [c['name'] for c in r['columns']] == ['n','b','s','z'] for r in d['results'])"
+
+run json_err 1 "$PGCM" --config "$CONFIG" query --json --node node0 'SELECT 1/0'
+json_check json_err "not d['ok'] and d['results'][0]['error']['code'] == 'query_failed' and d['results'][0]['error']['sqlstate'] == '22012'"
+
+# node2 down: --all shows its error and fails; --healthy skips it and succeeds.
+"$CLUSTER_SCRIPT" stop-node "$CLUSTER_DIR" node2 fast >/dev/null 2>&1
+cleanup_hooks+=("'$CLUSTER_SCRIPT' start-node '$CLUSTER_DIR' node2 >/dev/null 2>&1")
+run down_all 1 "$PGCM" --config "$CONFIG" query --all 'SELECT 1 AS one'
+expect down_all out '^\[node0\]$' '^\[node1\]$' '^\[node2\] error \((connection_failed|query_timeout)\): '
+[[ $(grep -c '^(1 row)$' "$WORK/down_all.out") -eq 2 ]] || fail "down_all: expected 2 tables"
+
+run down_healthy 0 "$PGCM" --config "$CONFIG" query --healthy 'SELECT 1 AS one'
+expect down_healthy out '^\[node0\]$' '^\[node1\]$'
+reject down_healthy out 'node2'
+
+run down_json 1 "$PGCM" --config "$CONFIG" query --json 'SELECT 1 AS one'
+json_check down_json "not d['ok'] and [r['success'] for r in d['results']] == [True, True, False] and d['results'][2]['node'] == 'node2'"
+
+run down_one 1 "$PGCM" --config "$CONFIG" query --node node2 'SELECT 1'
+expect down_one out '^error \((connection_failed|query_timeout)\): node node2'
+
+"$CLUSTER_SCRIPT" start-node "$CLUSTER_DIR" node2 >/dev/null 2>&1 || fail "could not restart node2"
+run back 0 "$PGCM" --config "$CONFIG" query --node node2 'SELECT 1 AS one'
+finish

@@ -1,0 +1,289 @@
+// Remote access over CAF networking: same results as local, events, the
+// server killed mid-request (the client's call fails at once, not at its
+// timeout) and reconnect, mutual TLS, refusals, protocol check.
+#define BOOST_TEST_MODULE test_remote
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixture.hpp"
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using namespace pgcm;
+
+namespace {
+
+/// The remote_server test binary as a child process.
+class server_process {
+public:
+  explicit server_process(std::vector<std::string> args) {
+    int in[2];
+    int out[2];
+    BOOST_REQUIRE(pipe(in) == 0 && pipe(out) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, in[1]);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    std::vector<char*> argv;
+    args.insert(args.begin(), server_binary());
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    BOOST_REQUIRE(posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    stdin_ = in[1];
+    out_ = fdopen(out[0], "r");
+    char line[256];
+    while (fgets(line, sizeof(line), out_) != nullptr) {
+      std::string s = line;
+      if (s.rfind("listening on ", 0) == 0) {
+        port_ = static_cast<std::uint16_t>(std::stoi(s.substr(13)));
+        break;
+      }
+    }
+  }
+  ~server_process() { kill_hard(); }
+
+  std::uint16_t port() const { return port_; }
+
+  void kill_hard() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (stdin_ >= 0) {
+      close(stdin_);
+      stdin_ = -1;
+    }
+    if (out_ != nullptr) {
+      fclose(out_);
+      out_ = nullptr;
+    }
+  }
+
+  /// Exit code after a graceful stop (stdin closed).
+  int stop() {
+    close(stdin_);
+    stdin_ = -1;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  static std::string server_binary() {
+    char buf[4096];
+    auto n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    buf[n] = '\0';
+    std::string self = buf;
+    return self.substr(0, self.rfind('/')) + "/remote_server";
+  }
+
+private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  FILE* out_ = nullptr;
+  std::uint16_t port_ = 0;
+};
+
+remote_endpoint local(std::uint16_t port) {
+  remote_endpoint ep;
+  ep.host = "127.0.0.1";
+  ep.port = port;
+  return ep;
+}
+
+/// Certificates for mutual TLS, made with the openssl command.
+struct certificates {
+  std::string dir;
+  certificates() {
+    char tmpl[] = "/tmp/pgcm-certs-XXXXXX";
+    dir = mkdtemp(tmpl);
+    auto run = [&](const std::string& cmd) {
+      BOOST_REQUIRE_MESSAGE(std::system(("cd " + dir + " && " + cmd + " >/dev/null 2>&1").c_str()) == 0, cmd);
+    };
+    for (std::string ca : {"ca", "other"}) {
+      run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + ca + "-ca -keyout " + ca
+          + ".key -out " + ca + ".pem");
+    }
+    auto leaf = [&](const std::string& name, const std::string& ca) {
+      run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + name
+          + ".key -out " + name + ".csr");
+      run("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > " + name + ".ext");
+      run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca
+          + ".key -CAcreateserial -days 2 -extfile " + name + ".ext -out " + name + ".pem");
+    };
+    leaf("server", "ca");
+    leaf("client", "ca");
+    leaf("stranger", "other");
+  }
+  ~certificates() { std::system(("rm -rf " + dir).c_str()); }
+  tls_options tls(const std::string& name, const std::string& ca = "ca") const {
+    return tls_options{dir + "/" + name + ".pem", dir + "/" + name + ".key", dir + "/" + ca + ".pem"};
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(same_results_and_events_as_local) {
+  server_process server{{"127.0.0.1", "0"}};
+  BOOST_REQUIRE(server.port() != 0);
+  connection_manager client{local(server.port()), test::fast_options()};
+  BOOST_CHECK(client.is_remote());
+  auto rs = client.query("node0", "SELECT $1::int + 1 AS n", {41});
+  BOOST_CHECK_EQUAL(rs[0].get<int>("n"), 42);
+  auto all = client.query_all("SELECT pg_is_in_recovery() AS r");
+  BOOST_REQUIRE_EQUAL(all.size(), 3u);
+  BOOST_CHECK(all[0].success && !all[0].data[0].get<bool>(0));
+  BOOST_CHECK(all[1].success && all[1].data[0].get<bool>(0));
+  BOOST_CHECK_EQUAL(client.get_nodes().size(), 3u);
+  BOOST_REQUIRE(client.get_health("node0"));
+  BOOST_CHECK(client.get_health("node0")->role == node_role::primary);
+  try {
+    client.query("nope", "SELECT 1");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::node_not_found);
+  }
+  // Events cross the wire: a node added and removed through the client.
+  std::atomic<int> added{0};
+  std::atomic<int> removed{0};
+  auto sub = client.on_any([&](const node_event& e) {
+    if (e.node_id == "extra" && e.type == event::node_added)
+      ++added;
+    if (e.node_id == "extra" && e.type == event::node_removed)
+      ++removed;
+  });
+  client.add_node("extra", test::node("node2"));
+  client.remove_node("extra");
+  BOOST_CHECK(test::eventually([&] { return added == 1 && removed == 1; }, 5s));
+  // The password never crosses back: get_node() shows none.
+  BOOST_CHECK(!client.get_node("node0")->config.password);
+  // Detaching does not stop the server's manager.
+  client.shutdown();
+  connection_manager again{local(server.port()), test::fast_options()};
+  BOOST_CHECK_EQUAL(again.query("node1", "SELECT 7")[0].get<int>(0), 7);
+}
+
+BOOST_AUTO_TEST_CASE(server_killed_mid_request_fails_promptly_then_reconnects) {
+  auto server = std::make_unique<server_process>(std::vector<std::string>{"127.0.0.1", "0"});
+  auto port = server->port();
+  connection_manager client{local(port), test::fast_options()};
+  std::atomic<long long> took{-1};
+  std::atomic<int> code{-1};
+  std::thread t{[&] {
+    auto start = std::chrono::steady_clock::now();
+    try {
+      client.query("node0", "SELECT pg_sleep(20)", {}, 30s);
+    } catch (const error& e) {
+      code = static_cast<int>(e.code());
+    }
+    took = test::ms_since(start);
+  }};
+  std::this_thread::sleep_for(500ms);
+  auto killed_at = std::chrono::steady_clock::now();
+  server->kill_hard();
+  t.join();
+  BOOST_CHECK_EQUAL(code.load(), static_cast<int>(errc::remote_disconnected));
+  BOOST_CHECK_LT(test::ms_since(killed_at), 1500); // within a second or so, not 30 s
+  // Calls while the server is gone fail fast with the same code.
+  try {
+    client.query("node0", "SELECT 1");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::remote_disconnected);
+  }
+  // A new server on the same port: the client reconnects by itself.
+  server = std::make_unique<server_process>(std::vector<std::string>{"127.0.0.1", std::to_string(port)});
+  BOOST_REQUIRE_EQUAL(server->port(), port);
+  BOOST_CHECK(test::eventually([&] {
+    try {
+      return client.query("node0", "SELECT 1")[0].get<int>(0) == 1;
+    } catch (const error&) {
+      return false;
+    }
+  }, 10s));
+}
+
+BOOST_AUTO_TEST_CASE(unreachable_server_is_a_clear_error) {
+  // A port nobody listens on.
+  server_process server{{"127.0.0.1", "0"}};
+  auto port = server.port();
+  server.kill_hard();
+  try {
+    connection_manager client{local(port)};
+    BOOST_FAIL("connected to nothing");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::remote_disconnected);
+    BOOST_CHECK(std::string{e.what()}.find(std::to_string(port)) != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(mutual_tls) {
+  certificates certs;
+  auto server_tls = certs.tls("server");
+  server_process server{{"127.0.0.1", "0", server_tls.certificate, server_tls.key, server_tls.ca}};
+  BOOST_REQUIRE(server.port() != 0);
+  auto ep = local(server.port());
+  ep.tls = certs.tls("client");
+  {
+    connection_manager client{ep, test::fast_options()};
+    BOOST_CHECK_EQUAL(client.query("node0", "SELECT 5")[0].get<int>(0), 5);
+  }
+  // A client whose certificate comes from another CA is refused.
+  auto stranger = local(server.port());
+  stranger.tls = certs.tls("stranger", "other");
+  BOOST_CHECK_THROW(connection_manager(stranger, test::fast_options()), error);
+  // A client trusting another CA refuses the server.
+  auto wrong_ca = local(server.port());
+  wrong_ca.tls = certs.tls("client", "other");
+  BOOST_CHECK_THROW(connection_manager(wrong_ca, test::fast_options()), error);
+  // A plain client gets no answer from a TLS server.
+  BOOST_CHECK_THROW(connection_manager(local(server.port()), test::fast_options()), error);
+}
+
+BOOST_AUTO_TEST_CASE(tls_settings_are_checked_first) {
+  auto ep = local(1);
+  ep.tls.ca = "/nonexistent/ca.pem"; // only a CA: CAF itself would terminate
+  try {
+    connection_manager client{ep};
+    BOOST_FAIL("accepted a partial TLS configuration");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::invalid_config);
+  }
+  ep.tls = tls_options{"/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem"};
+  try {
+    connection_manager client{ep};
+    BOOST_FAIL("accepted missing TLS files");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::invalid_config);
+    BOOST_CHECK(std::string{e.what()}.find("/nonexistent/c.pem") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(no_plain_listening_off_loopback) {
+  server_process server{{"0.0.0.0", "0"}}; // refuses and exits
+  BOOST_CHECK_EQUAL(server.port(), 0);
+  BOOST_CHECK(!is_loopback("0.0.0.0"));
+  BOOST_CHECK(!is_loopback("10.1.2.3"));
+  BOOST_CHECK(is_loopback("127.0.0.1"));
+  BOOST_CHECK(is_loopback("127.8.0.1"));
+  BOOST_CHECK(is_loopback("::1"));
+  BOOST_CHECK(is_loopback("localhost"));
+}
