@@ -5,6 +5,8 @@
 #include <unordered_map>
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -45,6 +47,42 @@ std::string endpoint_name(const remote_endpoint& ep) {
 caf::error tls_file_error(const char* what, const std::string& path) {
   return make_error(errc::invalid_config,
                     std::string{"TLS "} + what + " file \"" + path + "\" cannot be read");
+}
+
+std::string openssl_reason() {
+  auto code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0)
+    return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof(buf));
+  return buf;
+}
+
+/// Loads the three files the way CAF will, so that a bad or mismatched file
+/// is a clear config error here and not an exception in a CAF thread
+/// (std::terminate) later.
+caf::error check_tls_files(const tls_options& tls) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{SSL_CTX_new(TLS_method()), SSL_CTX_free};
+  if (!ctx)
+    return make_error(errc::internal, "cannot create an OpenSSL context: " + openssl_reason());
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.certificate.c_str()) != 1)
+    return make_error(errc::invalid_config, "TLS certificate file \"" + tls.certificate
+                                              + "\" is not a usable certificate: "
+                                              + openssl_reason());
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return make_error(errc::invalid_config, "TLS key file \"" + tls.key
+                                              + "\" is not a usable private key: "
+                                              + openssl_reason());
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    return make_error(errc::invalid_config, "TLS key \"" + tls.key
+                                              + "\" does not match certificate \""
+                                              + tls.certificate + "\"");
+  if (SSL_CTX_load_verify_locations(ctx.get(), tls.ca.c_str(), nullptr) != 1)
+    return make_error(errc::invalid_config, "TLS CA file \"" + tls.ca
+                                              + "\" is not a usable CA certificate: "
+                                              + openssl_reason());
+  return caf::none;
 }
 
 // -- the link -----------------------------------------------------------------
@@ -148,6 +186,8 @@ caf::error prepare_remote(caf::actor_system_config& cfg, const tls_options& tls)
       if (!in.good())
         return tls_file_error(what, *path);
     }
+    if (auto err = check_tls_files(tls))
+      return err;
     cfg.load<caf::io::middleman>().load<caf::openssl::manager>();
     cfg.openssl_certificate = tls.certificate;
     cfg.openssl_key = tls.key;

@@ -3,10 +3,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace pgcm {
 
@@ -16,6 +16,7 @@ namespace {
 constexpr std::string_view default_host = "localhost";
 constexpr std::string_view default_socket_dir = "/var/run/postgresql";
 constexpr std::string_view default_port = "5432";
+constexpr std::size_t max_passfile_size = 1 << 20;
 
 constexpr auto npos = std::string_view::npos;
 
@@ -96,20 +97,38 @@ std::optional<std::string> resolve_password(const password_source& src, const no
     break;
   }
   const auto& path = src.value;
+  auto cannot_read = [&path] {
+    return password_error{"passfile \"" + path + "\" cannot be read: " + std::strerror(errno)};
+  };
+  // Non-blocking, and checked on the open file: a FIFO or a device named
+  // here must not hang the caller.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw cannot_read();
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } guard{fd};
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw password_error{"passfile \"" + path + "\" cannot be read: " + std::strerror(errno)};
+  if (::fstat(fd, &st) != 0) throw cannot_read();
   if (!S_ISREG(st.st_mode)) throw password_error{"passfile \"" + path + "\" is not a plain file"};
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
     throw password_error{"passfile \"" + path +
                          "\" has group or world access; permissions should be u=rw (0600) "
                          "or less (libpq ignores such files)"};
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    throw password_error{"passfile \"" + path + "\" cannot be read: " + std::strerror(errno)};
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  auto pw = passfile_lookup(buf.str(), cfg.host, std::to_string(cfg.port), cfg.database, cfg.user);
+  std::string contents;
+  char chunk[4096];
+  for (;;) {
+    auto n = ::read(fd, chunk, sizeof(chunk));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw cannot_read();
+    }
+    contents.append(chunk, static_cast<std::size_t>(n));
+    if (contents.size() > max_passfile_size)
+      throw password_error{"passfile \"" + path + "\" is larger than 1 MiB"};
+  }
+  auto pw = passfile_lookup(contents, cfg.host, std::to_string(cfg.port), cfg.database, cfg.user);
   if (!pw)
     throw password_error{"passfile \"" + path + "\" has no line matching " + cfg.host + ":" +
                          std::to_string(cfg.port) + ":" + cfg.database + ":" + cfg.user};

@@ -22,11 +22,10 @@ expect health_nodes out '^ p +\| primary +\| healthy ' '^ r1 +\| standby +\| hea
 no_password health_nodes
 
 # A node that is down: unhealthy, its error shown, exit code 1.
-"$CLUSTER_SCRIPT" stop-node "$CLUSTER_DIR" node2 fast >/dev/null 2>&1
-cleanup_hooks+=("'$CLUSTER_SCRIPT' start-node '$CLUSTER_DIR' node2 >/dev/null 2>&1")
+stop_node node2
 run health_down 1 "$PGCM" --config "$CONFIG" health
 expect health_down out '^ node0 +\| primary +\| healthy ' '^ node2 +\| unknown +\| unhealthy .*connection' 
 run health_down_json 1 "$PGCM" --config "$CONFIG" health --json
 json_check health_down_json "d['healthy'] == 2 and d['nodes'][2]['status'] == 'unhealthy' and 'connection' in d['nodes'][2]['last_error']"
-"$CLUSTER_SCRIPT" start-node "$CLUSTER_DIR" node2 >/dev/null 2>&1 || fail "could not restart node2"
+start_node node2
 finish

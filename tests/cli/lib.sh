@@ -55,6 +55,25 @@ if [[ -n ${PGCM_TEST_ENV_FILE:-} ]]; then
 fi
 
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+
+# stop_node NODE: stops a test-cluster node; it is started again on exit.
+stop_node() {
+  "$CLUSTER_SCRIPT" stop-node "$CLUSTER_DIR" "$1" fast > "$WORK/stop-$1.log" 2>&1 \
+    || { fail "could not stop $1"; cat "$WORK/stop-$1.log" >&2; }
+  cleanup_hooks+=("'$CLUSTER_SCRIPT' start-node '$CLUSTER_DIR' $1 >/dev/null 2>&1")
+}
+
+# start_node NODE: starts it again (a few tries: the machine may be busy).
+start_node() {
+  local i
+  for i in 1 2 3; do
+    "$CLUSTER_SCRIPT" start-node "$CLUSTER_DIR" "$1" > "$WORK/start-$1.log" 2>&1 && return 0
+    sleep 1
+  done
+  fail "could not restart $1"
+  cat "$WORK/start-$1.log" >&2
+  return 1
+}
 pass() { echo "ok: $*"; }
 
 # run NAME EXPECTED_RC CMD...: runs CMD, output in $WORK/NAME.out / .err, checks the exit code.

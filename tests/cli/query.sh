@@ -32,8 +32,7 @@ run json_err 1 "$PGCM" --config "$CONFIG" query --json --node node0 'SELECT 1/0'
 json_check json_err "not d['ok'] and d['results'][0]['error']['code'] == 'query_failed' and d['results'][0]['error']['sqlstate'] == '22012'"
 
 # node2 down: --all shows its error and fails; --healthy skips it and succeeds.
-"$CLUSTER_SCRIPT" stop-node "$CLUSTER_DIR" node2 fast >/dev/null 2>&1
-cleanup_hooks+=("'$CLUSTER_SCRIPT' start-node '$CLUSTER_DIR' node2 >/dev/null 2>&1")
+stop_node node2
 run down_all 1 "$PGCM" --config "$CONFIG" query --all 'SELECT 1 AS one'
 expect down_all out '^\[node0\]$' '^\[node1\]$' '^\[node2\] error \((connection_failed|query_timeout)\): '
 [[ $(grep -c '^(1 row)$' "$WORK/down_all.out") -eq 2 ]] || fail "down_all: expected 2 tables"
@@ -48,6 +47,6 @@ json_check down_json "not d['ok'] and [r['success'] for r in d['results']] == [T
 run down_one 1 "$PGCM" --config "$CONFIG" query --node node2 'SELECT 1'
 expect down_one out '^error \((connection_failed|query_timeout)\): node node2'
 
-"$CLUSTER_SCRIPT" start-node "$CLUSTER_DIR" node2 >/dev/null 2>&1 || fail "could not restart node2"
+start_node node2
 run back 0 "$PGCM" --config "$CONFIG" query --node node2 'SELECT 1 AS one'
 finish

@@ -48,12 +48,11 @@ done
 if grep -qF -- "$PGCM_CLI_TEST_PASSWORD" "$WORK/pane.txt"; then fail "w1: password on screen"; fi
 
 # Redrawn on events: node2 goes down and comes back.
-"$CLUSTER_SCRIPT" stop-node "$CLUSTER_DIR" node2 fast >/dev/null 2>&1
-cleanup_hooks+=("'$CLUSTER_SCRIPT' start-node '$CLUSTER_DIR' node2 >/dev/null 2>&1")
+stop_node node2
 wait_pane w1 '^ ● node2 +standby +unhealthy ' && pass "node2 shown unhealthy"
 wait_pane w1 '2 healthy'
 wait_pane w1 '^   node2_slot +physical +no '
-"$CLUSTER_SCRIPT" start-node "$CLUSTER_DIR" node2 >/dev/null 2>&1 || fail "could not restart node2"
+start_node node2
 wait_pane w1 '^ ● node2 +standby +healthy ' 30 && pass "node2 shown healthy again"
 
 tm send-keys -t w1 q

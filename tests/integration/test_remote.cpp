@@ -15,6 +15,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/remote_actor.hpp>
+
+#include <pgcm/messages/error.hpp>
+#include <pgcm/messages/protocol.hpp>
+
 #include "fixture.hpp"
 
 extern char** environ;
@@ -256,6 +268,61 @@ BOOST_AUTO_TEST_CASE(mutual_tls) {
   BOOST_CHECK_THROW(connection_manager(wrong_ca, test::fast_options()), error);
   // A plain client gets no answer from a TLS server.
   BOOST_CHECK_THROW(connection_manager(local(server.port()), test::fast_options()), error);
+}
+
+BOOST_AUTO_TEST_CASE(mismatched_tls_files_are_a_config_error) {
+  certificates certs;
+  auto ep = local(1);
+  ep.tls = tls_options{certs.dir + "/server.pem", certs.dir + "/client.key", certs.dir + "/ca.pem"};
+  try {
+    connection_manager client{ep};
+    BOOST_FAIL("accepted a key that does not match the certificate");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::invalid_config);
+    BOOST_CHECK_MESSAGE(std::string{e.what()}.find("match") != std::string::npos, e.what());
+  }
+  ep.tls = tls_options{certs.dir + "/server.key", certs.dir + "/server.key", certs.dir + "/ca.pem"};
+  try {
+    connection_manager client{ep};
+    BOOST_FAIL("accepted a key file as certificate");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::invalid_config);
+    BOOST_CHECK(std::string{e.what()}.find("server.key") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(incompatible_clients_get_an_error_and_the_server_survives) {
+  server_process server{{"127.0.0.1", "0"}};
+  BOOST_REQUIRE(server.port() != 0);
+  // 1. Garbage bytes on the wire.
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server.port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    std::string junk(4096, '\xff');
+    for (std::size_t i = 0; i < junk.size(); ++i)
+      junk[i] = static_cast<char>((i * 131) ^ 0x5a);
+    [[maybe_unused]] auto n = ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  // 2. A CAF client expecting another interface.
+  {
+    caf::actor_system_config cfg;
+    register_types(cfg);
+    cfg.load<caf::io::middleman>();
+    caf::actor_system sys{cfg};
+    using other_actor = caf::typed_actor<caf::replies_to<int>::with<int>>;
+    auto res = caf::io::remote_actor<other_actor>(sys, "127.0.0.1", server.port());
+    BOOST_REQUIRE(!res);
+    auto info = to_error_info(res.error());
+    BOOST_CHECK(info.code == errc::protocol_mismatch);
+  }
+  // The server still serves a proper client.
+  connection_manager client{local(server.port()), test::fast_options()};
+  BOOST_CHECK_EQUAL(client.query("node0", "SELECT 9")[0].get<int>(0), 9);
 }
 
 BOOST_AUTO_TEST_CASE(tls_settings_are_checked_first) {
