@@ -78,7 +78,9 @@ conn_params conn_params::from(const node_config& cfg, const std::string& hostadd
       if (!cfg.ssl.ca.empty())
         p.set("sslrootcert", cfg.ssl.ca);
     }
-  } else if (std::getenv("PGSSLMODE") == nullptr) {
+  } else {
+    // Explicit, so that a PGSSLMODE in the environment cannot override the
+    // config (the CLI maps libpq's environment into the config itself).
     p.set("sslmode", "disable");
   }
   return p;

@@ -1,7 +1,7 @@
 #include "pgcm/types.hpp"
 
-#include <fstream>
-
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace pgcm {
@@ -137,8 +137,13 @@ std::optional<error_info> validate(const std::string& node_id, const node_config
     return bad(node_id, "ssl.ca",
                "is required when ssl.enabled and ssl.reject_unauthorized are set");
   if (cfg.ssl.enabled && !cfg.ssl.ca.empty()) {
-    std::ifstream in{cfg.ssl.ca};
-    if (!in.good())
+    // O_NONBLOCK: a FIFO or device must not block validation.
+    int fd = ::open(cfg.ssl.ca.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb{};
+    bool regular = fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    if (fd >= 0)
+      ::close(fd);
+    if (!regular)
       return bad(node_id, "ssl.ca", "file \"" + cfg.ssl.ca + "\" cannot be read");
   }
   return std::nullopt;

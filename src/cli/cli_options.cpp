@@ -9,24 +9,32 @@ namespace pgcm::cli {
 
 namespace {
 
-const std::set<std::string> commands{"health", "query", "watch", "demo"};
+const std::set<std::string> commands{"health", "query", "watch", "demo", "serve"};
 
 /// Which options each command takes (by canonical name).
 const std::map<std::string, std::set<std::string>>& allowed_options() {
   static const std::map<std::string, std::set<std::string>> m{
-      {"health", {"--config", "--node", "--log-level", "--log-file", "--json"}},
+      {"health",
+       {"--config", "--node", "--log-level", "--log-file", "--json", "--remote", "--tls-cert",
+        "--tls-key", "--tls-ca"}},
       {"query",
        {"--config", "--node", "--log-level", "--log-file", "--json", "--all", "--healthy",
-        "--node ID", "--timeout"}},
-      {"watch", {"--config", "--node", "--log-level", "--log-file", "--once", "--color"}},
+        "--node ID", "--timeout", "--remote", "--tls-cert", "--tls-key", "--tls-ca"}},
+      {"watch",
+       {"--config", "--node", "--log-level", "--log-file", "--once", "--color", "--remote",
+        "--tls-cert", "--tls-key", "--tls-ca"}},
       {"demo", {"--log-level", "--log-file", "--once", "--color"}},
+      {"serve",
+       {"--config", "--node", "--log-level", "--log-file", "--listen", "--tls-cert", "--tls-key",
+        "--tls-ca"}},
   };
   return m;
 }
 
 bool takes_value(const std::string& name) {
-  static const std::set<std::string> with_value{"--config", "--node", "--log-level", "--log-file",
-                                                "--timeout"};
+  static const std::set<std::string> with_value{
+      "--config", "--node",     "--log-level", "--log-file", "--timeout",
+      "--remote", "--listen",   "--tls-cert",  "--tls-key",  "--tls-ca"};
   return with_value.count(name) != 0;
 }
 
@@ -115,6 +123,18 @@ cli_options parse_command_line(int argc, const char* const* argv) {
                             "\" (e.g. 500ms, 5s, 2m; plain numbers are milliseconds)"};
         o.timeout = *d;
         given.push_back(name);
+      } else if (name == "--remote" || name == "--listen") {
+        auto& slot = name == "--remote" ? o.remote : o.listen;
+        if (slot) throw usage_error{name + " given twice"};
+        if (value->empty()) throw usage_error{name + " needs HOST:PORT"};
+        slot = *value;
+        given.push_back(name);
+      } else if (name == "--tls-cert" || name == "--tls-key" || name == "--tls-ca") {
+        auto& slot = name == "--tls-cert" ? o.tls_cert : name == "--tls-key" ? o.tls_key : o.tls_ca;
+        if (!slot.empty()) throw usage_error{name + " given twice"};
+        if (value->empty()) throw usage_error{name + " needs a file name"};
+        slot = *value;
+        given.push_back(name);
       } else if (name == "--once") {
         o.once = true;
         given.push_back(name);
@@ -142,13 +162,13 @@ cli_options parse_command_line(int argc, const char* const* argv) {
         if (i + 1 < argc) {
           std::string c = argv[++i];
           if (commands.count(c) == 0)
-            throw usage_error{"unknown command \"" + c + "\" (health, query, watch, demo)"};
+            throw usage_error{"unknown command \"" + c + "\" (health, query, watch, demo, serve)"};
           o.command = c;
         }
         continue;
       }
       if (commands.count(arg) == 0)
-        throw usage_error{"unknown command \"" + arg + "\" (health, query, watch, demo)"};
+        throw usage_error{"unknown command \"" + arg + "\" (health, query, watch, demo, serve)"};
       o.command = arg;
       continue;
     }
@@ -162,7 +182,7 @@ cli_options parse_command_line(int argc, const char* const* argv) {
 
   if (o.help || o.version) return o;
   if (o.command.empty())
-    throw usage_error{"missing command: health, query, watch or demo (see pgcm --help)"};
+    throw usage_error{"missing command: health, query, watch, demo or serve (see pgcm --help)"};
   auto& allowed = allowed_options().at(o.command);
   for (auto& g : given)
     if (allowed.count(g) == 0) {
@@ -174,6 +194,19 @@ cli_options parse_command_line(int argc, const char* const* argv) {
             "--config is not supported by pgcm demo (the demo starts its own cluster)"};
       throw usage_error{g + " is not supported by pgcm " + o.command};
     }
+  if (o.remote) {
+    for (auto& g : given)
+      if (g == "--config" || g == "--node")
+        throw usage_error{g + " cannot be combined with --remote (the server has the nodes)"};
+  }
+  int tls_given = !o.tls_cert.empty() + !o.tls_key.empty() + !o.tls_ca.empty();
+  if (tls_given != 0 && tls_given != 3)
+    throw usage_error{"--tls-cert, --tls-key and --tls-ca go together (mutual TLS); got " +
+                      std::to_string(tls_given) + " of 3"};
+  if (tls_given == 3 && o.command != "serve" && !o.remote)
+    throw usage_error{"--tls-cert/--tls-key/--tls-ca need --remote HOST:PORT"};
+  if (o.command == "serve" && !o.listen)
+    throw usage_error{"pgcm serve: missing --listen HOST:PORT"};
   if (o.command == "query") {
     int targets = 0;
     for (auto& g : given)
@@ -197,7 +230,10 @@ std::string help_text(const std::string& command) {
       "                           (\"host=db1 port=5432 dbname=app user=me\") or a URI\n"
       "                           (postgresql://me@db1:5432/app?sslmode=require); libpq's\n"
       "                           environment (PGPASSWORD, PGSSLMODE, ...) fills in the rest.\n"
-      "                           Repeatable; combines with --config.\n";
+      "                           Repeatable; combines with --config.\n"
+      "  --remote HOST:PORT       instead: talk to a `pgcm serve` there (no --config/--node)\n"
+      "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+      "                           mutual TLS with the server (all three or none)\n";
   const std::string common =
       "Common options:\n"
       "  --log-level LEVEL        trace, debug, info, warn (default), error, critical, off\n"
@@ -253,6 +289,19 @@ std::string help_text(const std::string& command) {
            "                           stop the cluster and exit\n"
            "  --color[=WHEN]           auto, always, never (see pgcm watch --help)\n\n" +
            common + "\n" + exits;
+  if (command == "serve")
+    return "Usage: pgcm serve --listen HOST:PORT [options]\n\n"
+           "Runs the manager for the configured nodes and publishes it over CAF networking,\n"
+           "so that `pgcm health|query|watch --remote HOST:PORT` (or a program using\n"
+           "pgcm::connection_manager{remote_endpoint}) can use it. Port 0 picks a free port;\n"
+           "the port is printed as \"pgcm: serving on HOST:PORT\". Without TLS only loopback\n"
+           "addresses are accepted. Runs until SIGINT/SIGTERM.\n\n"
+           "Options:\n"
+           "  --listen HOST:PORT       where to listen\n"
+           "  --tls-cert FILE          this server's certificate (PEM)\n"
+           "  --tls-key FILE           its private key\n"
+           "  --tls-ca FILE            the CA clients' certificates must come from\n\n" +
+           nodes + "\n" + common + "\n" + exits;
   return "Usage: pgcm COMMAND [options]\n\n"
          "Manages libpq connection pools across the nodes of a PostgreSQL replication cluster.\n\n"
          "Commands:\n"
@@ -260,6 +309,7 @@ std::string help_text(const std::string& command) {
          "  query SQL [PARAM...]     run SQL on one node, every node or the healthy ones\n"
          "  watch                    full-screen live status view\n"
          "  demo                     start a local 3-node cluster and watch it\n"
+         "  serve --listen HOST:PORT serve the manager to remote clients (--remote)\n"
          "  help COMMAND             help on a command (also: pgcm COMMAND --help)\n\n" +
          nodes + "\n" + common + "  --version                print the version\n\n" + exits;
 }

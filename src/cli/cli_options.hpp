@@ -48,6 +48,14 @@ struct cli_options {
   std::string sql;
   std::vector<std::string> params;
 
+  // Remote access: health, query and watch talk to a `pgcm serve` at
+  // --remote HOST:PORT; serve listens on --listen HOST:PORT. Mutual TLS with
+  // --tls-cert/--tls-key/--tls-ca (all three or none).
+  std::optional<std::string> remote;
+  std::optional<std::string> listen;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
   // watch, demo
   bool once = false;
   color_mode color = color_mode::automatic;

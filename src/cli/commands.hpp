@@ -12,5 +12,6 @@ int run_health(const cli_options& opts);
 int run_query(const cli_options& opts);
 int run_watch(const cli_options& opts);
 int run_demo(const cli_options& opts);
+int run_serve(const cli_options& opts);
 
 } // namespace pgcm::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     if (opts.command == "health") return run_health(opts);
     if (opts.command == "query") return run_query(opts);
     if (opts.command == "watch") return run_watch(opts);
+    if (opts.command == "serve") return run_serve(opts);
     return run_demo(opts);
   } catch (const usage_error& e) {
     std::cerr << "pgcm: " << e.what() << "\n";

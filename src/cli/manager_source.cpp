@@ -7,8 +7,41 @@
 
 namespace pgcm::cli {
 
+remote_endpoint parse_endpoint(const std::string& flag, const std::string& value,
+                               const cli_options& opts) {
+  remote_endpoint ep;
+  std::string host;
+  std::string port;
+  if (!value.empty() && value.front() == '[') {
+    auto close = value.find(']');
+    if (close == std::string::npos || close + 1 >= value.size() || value[close + 1] != ':')
+      throw usage_error{flag + " " + value + ": expected [IPV6]:PORT"};
+    host = value.substr(1, close - 1);
+    port = value.substr(close + 2);
+  } else {
+    auto colon = value.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      throw usage_error{flag + " " + value + ": expected HOST:PORT"};
+    host = value.substr(0, colon);
+    port = value.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos
+      || std::stoul(port) > 65535)
+    throw usage_error{flag + " " + value + ": invalid port \"" + port + "\""};
+  ep.host = host;
+  ep.port = static_cast<std::uint16_t>(std::stoul(port));
+  ep.tls = tls_options{opts.tls_cert, opts.tls_key, opts.tls_ca};
+  return ep;
+}
+
 cluster_spec load_cluster_spec(const cli_options& opts, const env_lookup& env) {
   cluster_spec spec;
+  if (opts.remote) {
+    spec.remote = parse_endpoint("--remote", *opts.remote, opts);
+    if (spec.remote->port == 0)
+      throw usage_error{"--remote " + *opts.remote + ": port 0 is not a server's port"};
+    return spec;
+  }
   std::set<std::string> ids;
   auto config_path = opts.config_path;
   if (!config_path && opts.node_specs.empty())
@@ -55,11 +88,14 @@ cluster_spec load_cluster_spec(const cli_options& opts, const env_lookup& env) {
 }
 
 std::unique_ptr<connection_manager> make_manager(const cluster_spec& spec) {
+  if (spec.remote)
+    return std::make_unique<connection_manager>(*spec.remote, spec.options);
   return std::make_unique<connection_manager>(spec.options);
 }
 
 void start_manager(connection_manager& mgr, const cluster_spec& spec) {
-  mgr.initialize(spec.nodes);
+  if (!mgr.is_remote()) // a server's nodes are initialized already
+    mgr.initialize(spec.nodes);
 }
 
 } // namespace pgcm::cli

@@ -7,6 +7,7 @@
 // connection_manager either way.)
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,7 +25,14 @@ struct cluster_spec {
   std::vector<std::pair<std::string, node_config>> nodes;
   /// For the user (e.g. ignored connection keywords), printed on stderr.
   std::vector<std::string> warnings;
+  /// --remote: attach to a `pgcm serve` instead (then `nodes` is empty).
+  std::optional<remote_endpoint> remote;
 };
+
+/// Parses HOST:PORT ([V6]:PORT for IPv6) of --remote / --listen, with the TLS
+/// flags. Throws usage_error naming `flag`.
+remote_endpoint parse_endpoint(const std::string& flag, const std::string& value,
+                               const cli_options& opts);
 
 /// Builds the spec. Throws config_error (bad file) or usage_error (bad
 /// --node, no nodes at all, a duplicate id); both mean exit code 2.

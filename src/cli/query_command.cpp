@@ -148,7 +148,7 @@ int run_query(const cli_options& opts) {
   auto spec = load_cluster_spec(opts, process_env());
   for (auto& w : spec.warnings)
     std::cerr << "pgcm: warning: " << w << '\n';
-  if (opts.target == query_target::node) {
+  if (opts.target == query_target::node && !spec.remote) {
     bool known = false;
     std::string ids;
     for (auto& n : spec.nodes) {

@@ -1,0 +1,61 @@
+// pgcm serve: runs the manager for the configured nodes and publishes it over
+// CAF networking (mutual TLS with the --tls-* flags; without TLS loopback only).
+
+#include <iostream>
+
+#include <poll.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <pgcm/actors/remote_link.hpp>
+#include <pgcm/messages/error.hpp>
+#include <pgcm/messages/protocol.hpp>
+
+#include "cli_logging.hpp"
+#include "commands.hpp"
+#include "manager_source.hpp"
+#include "shutdown_signals.hpp"
+
+namespace pgcm::cli {
+
+int run_serve(const cli_options& opts) {
+  setup_logging(opts, false);
+  auto spec = load_cluster_spec(opts, process_env());
+  for (auto& w : spec.warnings)
+    std::cerr << "pgcm: warning: " << w << '\n';
+  auto ep = parse_endpoint("--listen", *opts.listen, opts);
+  if (!ep.tls.enabled() && !is_loopback(ep.host))
+    throw usage_error{"--listen " + *opts.listen
+                      + ": refusing to serve a non-loopback address without TLS (CAF would accept "
+                        "anyone with anonymous encryption); give --tls-cert, --tls-key and "
+                        "--tls-ca"};
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  if (auto err = prepare_remote(cfg, ep.tls))
+    throw error{to_error_info(err)};
+  caf::actor_system sys{cfg};
+  int rc = 0;
+  {
+    connection_manager mgr{sys, spec.options};
+    stop_hook on_stop{[&mgr] { mgr.shutdown(); }};
+    start_manager(mgr, spec);
+    auto handle = manager_handle(mgr);
+    auto port = publish_manager(sys, handle, ep);
+    if (!port)
+      throw error{to_error_info(port.error())};
+    std::cout << "pgcm: serving " << spec.nodes.size() << " nodes on " << ep.host << ":" << *port
+              << (ep.tls.enabled() ? " (mutual TLS)" : "") << std::endl;
+    while (!stop_requested()) {
+      pollfd p{wake_fd(), POLLIN, 0};
+      ::poll(&p, 1, 1000);
+      drain_wake_fd();
+    }
+    unpublish_manager(handle, *port, ep.tls.enabled());
+    mgr.shutdown();
+  }
+  return rc;
+}
+
+} // namespace pgcm::cli
