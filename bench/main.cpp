@@ -396,7 +396,7 @@ struct workload_result {
   bool failed = false;
   std::string failure;
   std::vector<contender_result> contenders;
-  std::vector<double> ratio_vs;  // per contender i >= 1: median ratio of pgcm to it
+  std::vector<double> ratio_vs;  // per contender: its value / the reference's, median over rounds
   double p50_diff_us = 0;        // vs the primary reference
   // target
   std::string target_text;
