@@ -1,6 +1,7 @@
 #include "pgcm/connection_manager.hpp"
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -266,9 +267,31 @@ connection_manager::~connection_manager() {
   }
   if (impl_->own_sys) {
     // ~actor_system waits for every actor; they have all been told to stop.
-    auto sys = std::move(impl_->own_sys);
-    auto cfg = std::move(impl_->own_cfg);
-    sys.reset();
+    // It runs on a thread of its own so that this destructor stays bounded
+    // even if an actor (e.g. a CAF network proxy of a remote manager) does
+    // not terminate: after the bound the system is left to process exit.
+    struct owned {
+      std::unique_ptr<caf::actor_system_config> cfg;
+      std::unique_ptr<caf::actor_system> sys;
+    };
+    auto doomed = std::make_shared<owned>();
+    doomed->cfg = std::move(impl_->own_cfg);
+    doomed->sys = std::move(impl_->own_sys);
+    auto done = std::make_shared<std::promise<void>>();
+    auto finished = done->get_future();
+    std::thread destroyer{[doomed, done]() mutable {
+      doomed->sys.reset();
+      doomed->cfg.reset();
+      done->set_value();
+    }};
+    doomed.reset();
+    if (finished.wait_for(impl_->opts.shutdown_timeout + seconds{2})
+        == std::future_status::ready) {
+      destroyer.join();
+    } else {
+      log::warn("actor system did not stop in time; leaving it to process exit");
+      destroyer.detach();
+    }
   }
 }
 
