@@ -237,12 +237,21 @@ caf::expected<manager_api_actor> connect_manager(caf::actor_system& sys,
     info.message = "cannot connect to remote manager " + name + ": " + sys.render(remote.error());
     return to_caf_error(info);
   }
-  // Same interface is not enough: the message shapes must match too.
-  caf::scoped_actor self{sys};
+  // Same interface is not enough: the message shapes must match too. The
+  // version is asked through the link, which watches the connection: a
+  // server that dies during the handshake fails this at once, not after the
+  // 10 s timeout.
+  auto link = manager_api_actor{sys.spawn(remote_link, *remote, name)};
   caf::error failure;
   std::uint32_t version = 0;
-  self->request(*remote, std::chrono::seconds{10}, version_atom::value)
-    .receive([&](std::uint32_t v) { version = v; }, [&](caf::error& err) { failure = err; });
+  {
+    caf::scoped_actor self{sys};
+    self->request(link, std::chrono::seconds{10}, version_atom::value)
+      .receive([&](std::uint32_t v) { version = v; }, [&](caf::error& err) { failure = err; });
+  }
+  log::release_caf_thread_logger();
+  if (failure || version != protocol_version)
+    caf::anon_send_exit(link, caf::exit_reason::user_shutdown);
   if (failure)
     return make_error(errc::remote_disconnected,
                       "remote manager " + name + " did not answer: " + sys.render(failure));
@@ -251,7 +260,7 @@ caf::expected<manager_api_actor> connect_manager(caf::actor_system& sys,
                       "remote manager " + name + " speaks protocol version "
                         + std::to_string(version) + ", this client "
                         + std::to_string(protocol_version));
-  return manager_api_actor{sys.spawn(remote_link, *remote, name)};
+  return link;
 }
 
 } // namespace pgcm

@@ -129,6 +129,7 @@ Result ask(detail::facade_impl& impl, caf::timespan timeout, const std::string& 
       .receive([&](Result& value) { out = std::move(value); },
                [&](caf::error& err) { failure = std::move(err); });
   }
+  log::release_caf_thread_logger();
   if (!out) {
     auto info = to_error_info(failure, context);
     impl.note_failure(manager, info);
@@ -207,6 +208,7 @@ connection_manager::connection_manager(manager_options opts) {
   impl_ = make_impl(*sys, opts);
   impl_->own_cfg = std::move(cfg);
   impl_->own_sys = std::move(sys);
+  log::release_caf_thread_logger();
 }
 
 connection_manager::connection_manager(caf::actor_system& sys, manager_options opts)
@@ -235,6 +237,7 @@ connection_manager::connection_manager(const remote_endpoint& remote, manager_op
   impl->own_cfg = std::move(cfg);
   impl->own_sys = std::move(sys);
   impl_ = std::move(impl);
+  log::release_caf_thread_logger();
 }
 
 bool connection_manager::is_remote() const {
@@ -274,6 +277,7 @@ connection_manager::~connection_manager() {
       std::unique_ptr<caf::actor_system_config> cfg;
       std::unique_ptr<caf::actor_system> sys;
     };
+    log::release_caf_thread_logger();
     auto doomed = std::make_shared<owned>();
     doomed->cfg = std::move(impl_->own_cfg);
     doomed->sys = std::move(impl_->own_sys);

@@ -1,8 +1,11 @@
 #include "log.hpp"
 
+#include <caf/logger.hpp>
+
 #include <cstdlib>
 #include <mutex>
 
+#include <caf/logger.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "pgcm/logging.hpp"
@@ -39,6 +42,10 @@ void set_logger(std::shared_ptr<spdlog::logger> lg) {
 }
 
 namespace log {
+
+void release_caf_thread_logger() {
+  caf::logger::set_current_actor_system(nullptr);
+}
 
 spdlog::logger& logger() {
   std::lock_guard<std::mutex> guard{mtx};

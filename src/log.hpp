@@ -31,4 +31,12 @@ void error(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
   logger().error(fmt, std::forward<Ts>(xs)...);
 }
 
+/// Drops the calling thread's reference to CAF's logger. CAF keeps one in a
+/// thread_local on every thread that created an actor system or a
+/// scoped_actor, and ~actor_system waits until the logger is gone: a system
+/// destroyed on another thread (or while a thread that used it lives on)
+/// would otherwise wait forever. Call after every scoped_actor on a thread
+/// that pgcm does not own.
+void release_caf_thread_logger();
+
 } // namespace pgcm::log

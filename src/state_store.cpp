@@ -7,6 +7,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "log.hpp"
 #include "pgcm/actors/remote_link.hpp"
 #include "pgcm/actors/state_store.hpp"
 #include "pgcm/connection_manager.hpp"
@@ -100,10 +101,13 @@ std::uint64_t state_store::wait_for_change(std::uint64_t since, milliseconds tim
 }
 
 bool state_store::refresh(milliseconds timeout) {
-  caf::scoped_actor self{*impl_->sys};
   bool ok = false;
-  self->request(impl_->actor, timeout, refresh_atom::value)
+  {
+    caf::scoped_actor self{*impl_->sys};
+    self->request(impl_->actor, timeout, refresh_atom::value)
       .receive([&](ok_atom) { ok = true; }, [&](caf::error&) {});
+  }
+  log::release_caf_thread_logger();
   return ok;
 }
 

@@ -44,7 +44,16 @@ no_password remote_health
 "$PGCM" query --remote "127.0.0.1:$PORT" --node node0 --timeout 30s 'SELECT pg_sleep(20)' \
   > "$WORK/killed.out" 2> "$WORK/killed.err" &
 client=$!
-sleep 1
+# Kill only once the request is running on the server (a busy machine may
+# take more than a second to start the client).
+for i in $(seq 1 60); do
+  "$PGCM" --config "$CONFIG" query --node node0 --json \
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'" \
+    > "$WORK/sleeping.out" 2>/dev/null
+  grep -q '"rows":\[\[[1-9]' "$WORK/sleeping.out" && break
+  sleep 0.25
+done
+grep -q '"rows":\[\[[1-9]' "$WORK/sleeping.out" || fail "killed server: the request never reached node0"
 kill -9 $SERVER_PID
 start=$(date +%s%N)
 wait $client; rc=$?

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -723,6 +724,48 @@ BOOST_AUTO_TEST_CASE(destructor_without_shutdown) {
   check_all_connections_closed();
   // A subscription outliving its manager is harmless.
   BOOST_CHECK_NO_THROW(sub.unsubscribe());
+}
+
+// CAF keeps a reference to its logger in a thread_local of every thread that
+// made an actor system or a scoped_actor, and ~actor_system waits for the
+// logger to go. A facade used from one thread and destroyed on another, while
+// the first lives on, once waited out its whole fallback bound (and forever
+// before there was one).
+BOOST_AUTO_TEST_CASE(destructor_on_another_thread_while_users_live_on) {
+  auto opts = test::fast_options();
+  opts.shutdown_timeout = 10s; // the destructor's fallback bound is this + 2 s
+  auto mgr = std::make_unique<connection_manager>(opts);
+  mgr->initialize({{"node0", test::node("node0")}});
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool used = false, release = false;
+  std::thread user{[&] {
+    auto rows = mgr->query("node0", "SELECT 1 AS one");
+    std::unique_lock<std::mutex> lk{mtx};
+    used = rows.size() == 1;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; }); // stays alive past the destructor
+  }};
+  {
+    std::unique_lock<std::mutex> lk{mtx};
+    BOOST_REQUIRE(cv.wait_for(lk, 30s, [&] { return used; }));
+  }
+  long long took = -1;
+  std::thread destroyer{[&] {
+    auto start = std::chrono::steady_clock::now();
+    mgr.reset();
+    took = test::ms_since(start);
+  }};
+  destroyer.join();
+  {
+    std::lock_guard<std::mutex> lk{mtx};
+    release = true;
+  }
+  cv.notify_all();
+  user.join();
+  // Idle pool, nothing in flight: well under the 12 s fallback.
+  BOOST_CHECK_GE(took, 0);
+  BOOST_CHECK_LT(took, 5000);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
