@@ -33,8 +33,24 @@ struct managed_node {
   pool_stats stats;
 };
 
+/// One query_all in progress: the per-node answers so far.
+struct fan_out {
+  caf::typed_response_promise<std::vector<node_result_set>> rp;
+  std::vector<node_result_set> results;
+  std::vector<bool> answered;
+  std::size_t remaining = 0;
+  std::int64_t give_up_ns = 0; // deadline + guard_margin
+  bool done = false;
+};
+
 struct manager_data {
   manager_options opts;
+  // Fan-outs waiting for nodes. Their guard against a lost node answer is
+  // one sweep timer for all of them, not a CAF request timeout per node
+  // (which would cost two trips to CAF's clock thread per node and round).
+  std::unordered_map<std::uint64_t, std::shared_ptr<fan_out>> fan_outs;
+  std::uint64_t next_fan_out = 0;
+  bool sweep_scheduled = false;
   std::shared_ptr<detail::reactor> io;
   std::vector<std::string> order; // ids in the order they were added
   std::unordered_map<std::string, managed_node> nodes;
@@ -56,6 +72,55 @@ caf::error shutting_down_error() {
 void broadcast(self_ptr self, const node_event& ev) {
   for (auto& sub : self->state.subscribers)
     self->send(sub, event_atom::value, ev);
+}
+
+void fan_out_answered(self_ptr self, std::uint64_t key, fan_out& agg, std::size_t i) {
+  if (agg.done || agg.answered[i])
+    return; // already answered for this node by the sweep
+  agg.answered[i] = true;
+  if (--agg.remaining > 0)
+    return;
+  agg.done = true;
+  agg.rp.deliver(std::move(agg.results));
+  self->state.fan_outs.erase(key);
+}
+
+constexpr auto sweep_interval = milliseconds{250};
+
+void schedule_sweep(self_ptr self) {
+  auto& st = self->state;
+  if (st.sweep_scheduled || st.fan_outs.empty())
+    return;
+  st.sweep_scheduled = true;
+  self->delayed_send(self, sweep_interval, tick_atom::value, std::uint64_t{0});
+}
+
+/// Answers for every node that let a fan-out pass its deadline plus the
+/// guard margin without an answer (a lost message: nodes answer by the
+/// deadline themselves).
+void sweep_fan_outs(self_ptr self) {
+  auto& st = self->state;
+  st.sweep_scheduled = false;
+  auto now = steady_now_ns();
+  for (auto it = st.fan_outs.begin(); it != st.fan_outs.end();) {
+    auto& agg = *it->second;
+    if (now < agg.give_up_ns) {
+      ++it;
+      continue;
+    }
+    for (std::size_t i = 0; i < agg.results.size(); ++i) {
+      if (agg.answered[i])
+        continue;
+      auto& entry = agg.results[i];
+      entry.success = false;
+      entry.error = to_error_info(make_error(errc::query_timeout, "node " + entry.node_id
+                                                                    + ": no answer by the deadline"));
+    }
+    agg.done = true;
+    agg.rp.deliver(std::move(agg.results));
+    it = st.fan_outs.erase(it);
+  }
+  schedule_sweep(self);
 }
 
 node_info info_of(const std::string& id, const managed_node& n) {
@@ -223,34 +288,34 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         rp.deliver(std::vector<node_result_set>{});
         return rp;
       }
-      struct fan_out {
-        std::vector<node_result_set> results;
-        std::size_t remaining;
-      };
       auto agg = std::make_shared<fan_out>();
+      agg->rp = rp;
       agg->results.resize(targets.size());
+      agg->answered.resize(targets.size(), false);
       agg->remaining = targets.size();
       query_job job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
                     duration_cast<milliseconds>(timeout).count(), 0};
+      agg->give_up_ns = job.deadline_ns + duration_cast<nanoseconds>(guard_margin).count();
+      auto key = ++st.next_fan_out;
+      st.fan_outs.emplace(key, agg);
+      schedule_sweep(self);
       for (std::size_t i = 0; i < targets.size(); ++i) {
         auto& [id, sup] = targets[i];
         agg->results[i].node_id = id;
         auto node_id = id;
-        self->request(sup, timeout + guard_margin, query_atom::value, job)
+        self->request(sup, caf::infinite, query_atom::value, job)
           .then(
             [=](result_set& rs) mutable {
               auto& entry = agg->results[i];
               entry.success = true;
               entry.data = std::move(rs);
-              if (--agg->remaining == 0)
-                rp.deliver(std::move(agg->results));
+              fan_out_answered(self, key, *agg, i);
             },
             [=](caf::error& err) mutable {
               auto& entry = agg->results[i];
               entry.success = false;
               entry.error = to_error_info(err, "node " + node_id);
-              if (--agg->remaining == 0)
-                rp.deliver(std::move(agg->results));
+              fan_out_answered(self, key, *agg, i);
             });
       }
       return rp;
@@ -370,7 +435,16 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         it->second.stats = *ev.stats;
       broadcast(self, ev);
     },
-    [=](tick_atom, std::uint64_t) {},
+    [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },
+    [=](route_atom, const std::string& id) -> caf::result<node_query_actor> {
+      auto& st = self->state;
+      if (st.shutting_down)
+        return shutting_down_error();
+      auto it = st.nodes.find(id);
+      if (it == st.nodes.end())
+        return not_found(id);
+      return caf::actor_cast<node_query_actor>(it->second.supervisor);
+    },
   };
 }
 

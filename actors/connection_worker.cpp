@@ -61,6 +61,11 @@ struct worker_data {
   // Counts since the last report.
   worker_report pending_report;
   bool state_changed = false;
+  // With cfg.counters: how many of pending_report's answers are already
+  // counted in counters->answered, and whether a report flush is scheduled.
+  std::int64_t published_answers = 0;
+  bool flush_scheduled = false;
+  std::int64_t last_report_ns = 0;
   // Requests to hand back to the supervisor, sent after the next report so
   // that the supervisor never routes them to this worker once it failed.
   std::vector<inflight> retries;
@@ -103,16 +108,40 @@ const char* state_name(worker_state s) {
   return "?";
 }
 
-void send_report(self_ptr self) {
+/// Tick generation of the report flush timer (deadline ticks count up from 1).
+constexpr std::uint64_t flush_tick = 0;
+constexpr std::int64_t report_interval_ns = 250'000'000;
+
+void send_report(self_ptr self, bool force = false) {
   auto& st = self->state;
   auto& r = st.pending_report;
-  if (!st.state_changed && r.ok == 0 && r.failed == 0 && r.timed_out == 0 && r.retried == 0)
-    return;
-  r.worker_id = st.cfg.worker_id;
-  r.state = st.state;
-  self->send(st.owner, report_atom::value, r);
-  r = worker_report{};
-  st.state_changed = false;
+  std::int64_t answers = r.ok + r.failed + r.timed_out + r.retried;
+  bool wanted = st.state_changed || (force && answers > 0);
+  if (auto* c = st.cfg.counters.get()) {
+    if (answers > st.published_answers) {
+      // seq_cst on both sides: either the supervisor sees this answer when
+      // it re-checks after setting report_answers, or this load sees the flag.
+      c->answered.fetch_add(answers - st.published_answers);
+      st.published_answers = answers;
+      wanted = wanted || c->report_answers.load()
+               || steady_now_ns() - st.last_report_ns >= report_interval_ns;
+      if (!wanted && !st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->delayed_send(self, nanoseconds{report_interval_ns}, tick_atom::value, flush_tick);
+      }
+    }
+  } else {
+    wanted = wanted || answers > 0;
+  }
+  if (wanted) {
+    r.worker_id = st.cfg.worker_id;
+    r.state = st.state;
+    self->send(st.owner, report_atom::value, r);
+    r = worker_report{};
+    st.published_answers = 0;
+    st.state_changed = false;
+    st.last_report_ns = steady_now_ns();
+  }
   // After the report: the supervisor then knows this worker's state (and
   // whether it is gone) before it routes the requests again.
   for (auto& f : st.retries)
@@ -492,8 +521,12 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         on_readable(self, (events & EPOLLOUT) != 0);
     },
     [=](tick_atom, std::uint64_t gen) {
-      if (gen == self->state.timer_gen)
+      if (gen == flush_tick) {
+        self->state.flush_scheduled = false;
+        send_report(self, true);
+      } else if (gen == self->state.timer_gen) {
         on_tick(self);
+      }
     },
     [=](drain_atom, caf::timespan grace) {
       auto& st = self->state;

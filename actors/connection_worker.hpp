@@ -6,8 +6,9 @@
 // cache) and its registration with the reactor.
 // Answers: (execute_atom, query_job) -> result_set, in the order received;
 // up to the supervisor's pipeline depth are on the wire at once.
-// Reports: a worker_report to its owner on every state change and after
-// answering requests (counts by outcome).
+// Reports: a worker_report to its owner on every state change and, for the
+// counts by outcome, after answering requests (with worker_counters: only
+// while the owner has requests waiting, else at most every 250 ms).
 //
 //      spawn
 //        |  PQconnectStartParams
@@ -27,6 +28,7 @@
 // not run (server terminated the session, stale prepared statement, hit by a
 // cancel aimed at another request) is handed back to `retry_to` once.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -42,8 +44,18 @@ struct conn_params;
 namespace pgcm {
 
 /// Who takes requests handed back for a retry.
-using query_target_actor =
-  caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
+using query_target_actor = node_query_actor;
+
+/// What a worker shares with its supervisor so that answering a request
+/// needs no message to the supervisor (one cross-thread hop less per query):
+/// the supervisor's in-flight count for the worker is what it sent minus
+/// `answered`. Reports (with the counts by outcome, for the pool stats) are
+/// then sent on state changes, while the supervisor has requests waiting
+/// (`report_answers`), and otherwise at most every 250 ms.
+struct worker_counters {
+  std::atomic<std::int64_t> answered{0};
+  std::atomic<bool> report_answers{false};
+};
 
 struct worker_config {
   std::string node_id;
@@ -57,6 +69,8 @@ struct worker_config {
   int statement_cache = 256;
   /// May be invalid (no retries), e.g. for the health probe's connection.
   query_target_actor retry_to;
+  /// May be null: then every batch of answers is reported.
+  std::shared_ptr<worker_counters> counters;
 };
 
 connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_owner_actor owner,

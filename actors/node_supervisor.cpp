@@ -39,8 +39,13 @@ struct slot {
   connection_worker_actor handle;
   std::uint32_t id = 0;
   worker_state state = worker_state::connecting;
-  int in_flight = 0;
+  std::int64_t sent = 0; // requests routed to it; minus counters->answered = in flight
+  std::shared_ptr<worker_counters> counters;
   bool exclusive = false; // runs a statement that may open a transaction
+
+  int in_flight() const {
+    return static_cast<int>(std::max<std::int64_t>(0, sent - counters->answered.load()));
+  }
 };
 
 struct waiting_request {
@@ -131,9 +136,10 @@ void refresh_gauges(supervisor_data& st) {
   st.stats.idle_connections = 0;
   st.stats.in_flight_requests = 0;
   for (auto& w : st.workers) {
-    if (w.state == worker_state::ready && w.in_flight == 0)
+    auto n = w.in_flight();
+    if (w.state == worker_state::ready && n == 0)
       ++st.stats.idle_connections;
-    st.stats.in_flight_requests += w.in_flight;
+    st.stats.in_flight_requests += n;
   }
   st.stats.waiting_requests = static_cast<std::int64_t>(st.waiting.size());
 }
@@ -197,6 +203,8 @@ slot* find(supervisor_data& st, std::uint32_t id) {
 }
 
 void resolve_host(self_ptr self);
+void drain_queue(self_ptr self);
+void want_reports(self_ptr self);
 
 void spawn_worker(self_ptr self) {
   auto& st = self->state;
@@ -208,9 +216,13 @@ void spawn_worker(self_ptr self) {
   wc.connect_timeout = st.opts.connect_timeout;
   wc.statement_cache = st.cfg.pool.statement_cache;
   wc.retry_to = self;
+  wc.counters = std::make_shared<worker_counters>();
+  wc.counters->report_answers = !st.waiting.empty();
+  auto counters = wc.counters;
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
-  st.workers.push_back(slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, false});
+  st.workers.push_back(
+    slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, std::move(counters), false});
 }
 
 /// Whether a new connection may be opened now. After a failed attempt, only
@@ -258,7 +270,7 @@ void replenish(self_ptr self) {
 
 void send_to(slot& w, caf::typed_response_promise<result_set>& rp, query_job&& job,
              bool exclusive) {
-  ++w.in_flight;
+  ++w.sent;
   w.exclusive = exclusive;
   rp.delegate(w.handle, execute_atom::value, std::move(job));
 }
@@ -266,14 +278,23 @@ void send_to(slot& w, caf::typed_response_promise<result_set>& rp, query_job&& j
 /// The best ready worker for a request, or null.
 slot* pick(supervisor_data& st, bool exclusive) {
   slot* best = nullptr;
+  int best_load = 0;
   for (auto& w : st.workers) {
-    if (w.state != worker_state::ready || w.exclusive)
+    if (w.state != worker_state::ready)
       continue;
-    if (exclusive ? w.in_flight != 0 : w.in_flight >= st.cfg.pool.pipeline_depth)
+    auto load = w.in_flight();
+    if (w.exclusive) {
+      if (load != 0)
+        continue;
+      w.exclusive = false; // its statement was answered
+    }
+    if (exclusive ? load != 0 : load >= st.cfg.pool.pipeline_depth)
       continue;
-    if (best == nullptr || w.in_flight < best->in_flight)
+    if (best == nullptr || load < best_load) {
       best = &w;
-    if (w.in_flight == 0)
+      best_load = load;
+    }
+    if (load == 0)
       break;
   }
   return best;
@@ -315,7 +336,7 @@ void dispatch(self_ptr self, caf::typed_response_promise<result_set> rp, query_j
               bool exclusive, bool from_queue = false) {
   auto& st = self->state;
   if (slot* w = pick(st, exclusive)) {
-    if (w->in_flight > 0)
+    if (w->in_flight() > 0)
       grow(self);
     // grow() may have reallocated the vector: pick again.
     w = pick(st, exclusive);
@@ -341,6 +362,26 @@ void dispatch(self_ptr self, caf::typed_response_promise<result_set> rp, query_j
     st.waiting.push_back(waiting_request{std::move(rp), std::move(job), exclusive});
   grow(self);
   schedule(self, deadline);
+  if (!from_queue)
+    want_reports(self);
+}
+
+/// While requests wait, workers report every answer (the supervisor must
+/// hear of freed capacity); otherwise they need not.
+void want_reports(self_ptr self) {
+  auto& st = self->state;
+  bool want = !st.waiting.empty();
+  bool raised = false;
+  for (auto& w : st.workers) {
+    if (w.counters->report_answers.load() != want) {
+      w.counters->report_answers.store(want);
+      raised |= want;
+    }
+  }
+  // A worker may have answered between the check that queued the request
+  // and the flag going up, without a report: look again now.
+  if (raised)
+    drain_queue(self);
 }
 
 /// Hands queued requests to connections that can take them, in order.
@@ -359,6 +400,8 @@ void drain_queue(self_ptr self) {
     }
     dispatch(self, std::move(w.rp), std::move(w.job), w.exclusive, true);
   }
+  if (st.waiting.empty())
+    want_reports(self);
 }
 
 void fail_waiting(self_ptr self, const caf::error& err) {
@@ -444,9 +487,6 @@ void on_report(self_ptr self, const worker_report& r) {
   slot* w = find(st, r.worker_id);
   if (w == nullptr)
     return;
-  w->in_flight = std::max(0, w->in_flight - (r.ok + r.failed + r.timed_out + r.retried));
-  if (w->in_flight == 0)
-    w->exclusive = false;
   switch (r.state) {
     case worker_state::ready:
       if (w->state == worker_state::connecting) {

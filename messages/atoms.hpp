@@ -34,5 +34,6 @@ using start_atom = caf::atom_constant<caf::atom("pgcm_start")>;
 using stop_atom = caf::atom_constant<caf::atom("pgcm_stop")>;
 using publish_atom = caf::atom_constant<caf::atom("pgcm_pub")>;
 using resolved_atom = caf::atom_constant<caf::atom("pgcm_dns")>;
+using route_atom = caf::atom_constant<caf::atom("pgcm_route")>;
 
 } // namespace pgcm

@@ -59,12 +59,6 @@ using manager_api_actor = caf::typed_actor<
   caf::replies_to<shutdown_atom>::with<ok_atom>,
   caf::replies_to<version_atom>::with<std::uint32_t>>;
 
-/// The manager's whole interface: the public one plus what its node
-/// supervisors send it.
-using manager_actor = manager_api_actor::extend<
-  caf::reacts_to<publish_atom, node_event>,
-  caf::reacts_to<tick_atom, std::uint64_t>>;
-
 // -- internal ----------------------------------------------------------------
 
 /// One query on its way to a connection. The deadline is absolute, on the
@@ -85,6 +79,21 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, query_job& x) {
   return f(caf::meta::type_name("pgcm::query_job"), x.sql, x.params, x.deadline_ns, x.timeout_ms, x.attempt);
 }
+
+/// What takes a query_job: a node supervisor (also where workers hand
+/// requests back for a retry).
+using node_query_actor =
+  caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
+
+/// The manager's whole interface: the public one plus what its node
+/// supervisors send it, and `route_atom`: a node's supervisor, so that a
+/// local facade sends queries straight to it (one hop less than through the
+/// manager; local only, never published).
+using manager_actor = manager_api_actor::extend<
+  caf::replies_to<route_atom, std::string>::with<node_query_actor>,
+  caf::reacts_to<publish_atom, node_event>,
+  caf::reacts_to<tick_atom, std::uint64_t>>;
+
 
 /// Lifecycle of one connection worker (one libpq connection).
 enum class worker_state : std::uint8_t {

@@ -4,6 +4,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -13,6 +14,7 @@
 
 #include "log.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
+#include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
 #include "pgcm/messages/error.hpp"
 
@@ -67,6 +69,65 @@ struct facade_impl {
   }
   std::thread::id dispatcher_thread;
 
+  // Local managers only: each node's supervisor, learned from the manager on
+  // first use, so that query() skips the manager hop.
+  std::mutex routes_mtx;
+  std::unordered_map<std::string, node_query_actor> routes;
+  bool routes_closed = false; // after shutdown()
+
+  // Blocking actors for request_blocking, reused: creating and destroying a
+  // scoped_actor per call costs a trip to CAF's clock thread (an actor's
+  // end cancels its timeouts there) besides the allocation.
+  std::mutex askers_mtx;
+  std::vector<std::unique_ptr<caf::scoped_actor>> askers;
+  bool askers_closed = false;
+
+  std::unique_ptr<caf::scoped_actor> lease_asker() {
+    {
+      std::lock_guard<std::mutex> guard{askers_mtx};
+      if (!askers.empty()) {
+        auto out = std::move(askers.back());
+        askers.pop_back();
+        return out;
+      }
+    }
+    return std::make_unique<caf::scoped_actor>(*sys);
+  }
+
+  /// Takes it back, unless the pool is closed or the actor may still get a
+  /// late reply (then it is destroyed).
+  void return_asker(std::unique_ptr<caf::scoped_actor> x, bool clean) {
+    if (clean) {
+      std::lock_guard<std::mutex> guard{askers_mtx};
+      if (!askers_closed) {
+        askers.push_back(std::move(x));
+        return;
+      }
+    }
+    x.reset();
+  }
+
+  /// Before the actor system goes: no blocking actor may outlive it.
+  void close_askers() {
+    std::vector<std::unique_ptr<caf::scoped_actor>> doomed;
+    {
+      std::lock_guard<std::mutex> guard{askers_mtx};
+      askers_closed = true;
+      doomed.swap(askers);
+    }
+  }
+
+  void forget_route(const std::string& id) {
+    std::lock_guard<std::mutex> guard{routes_mtx};
+    routes.erase(id);
+  }
+
+  void close_routes() {
+    std::lock_guard<std::mutex> guard{routes_mtx};
+    routes.clear();
+    routes_closed = true;
+  }
+
   std::mutex subs_mtx;
   std::vector<std::shared_ptr<subscription_entry>> subs;
 
@@ -116,20 +177,38 @@ namespace {
   throw error{to_error_info(err, context)};
 }
 
-/// Waits for one reply of `manager`, at most `timeout`; throws on error.
+/// Sends one request to `dest` and waits for its reply, at most `timeout`.
+template <class Result, class Handle, class... Ts>
+void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timespan timeout,
+                      std::optional<Result>& out, caf::error& failure, Ts&&... xs) {
+  // No CAF request timeout: it would cost two trips to CAF's clock thread
+  // per call (set and cancel). Every pgcm actor answers by the request's
+  // deadline; the guard against a lost reply is this thread's own timed
+  // wait (`after`), which involves no other thread.
+  auto asker = impl.lease_asker();
+  bool timed_out = false;
+  auto& self = *asker;
+  auto hdl = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+  caf::blocking_actor::accept_one_cond one;
+  self->varargs_receive(
+    one, hdl.id(), [&](Result& value) { out = std::move(value); },
+    [&](caf::error& err) { failure = std::move(err); },
+    caf::after(timeout) >> [&] {
+      timed_out = true;
+      failure = caf::make_error(caf::sec::request_timeout);
+    });
+  impl.return_asker(std::move(asker), !timed_out);
+  log::release_caf_thread_logger();
+}
+
+/// Waits for one reply of the manager, at most `timeout`; throws on error.
 template <class Result, class... Ts>
 Result ask(detail::facade_impl& impl, caf::timespan timeout, const std::string& context,
            Ts&&... xs) {
   auto manager = impl.current_manager();
   std::optional<Result> out;
   caf::error failure;
-  {
-    caf::scoped_actor self{*impl.sys};
-    self->request(manager, timeout, std::forward<Ts>(xs)...)
-      .receive([&](Result& value) { out = std::move(value); },
-               [&](caf::error& err) { failure = std::move(err); });
-  }
-  log::release_caf_thread_logger();
+  request_blocking<Result>(impl, manager, timeout, out, failure, std::forward<Ts>(xs)...);
   if (!out) {
     auto info = to_error_info(failure, context);
     impl.note_failure(manager, info);
@@ -263,6 +342,7 @@ connection_manager::~connection_manager() {
   }
   // Handles keep actors (and the dispatcher's private thread) alive, and
   // ~actor_system waits for them: release them first.
+  impl_->close_askers();
   impl_->dispatcher = nullptr;
   {
     std::lock_guard<std::mutex> guard{impl_->manager_mtx};
@@ -312,6 +392,7 @@ void connection_manager::add_node(const std::string& id, node_config cfg) {
 }
 
 void connection_manager::remove_node(const std::string& id) {
+  impl_->forget_route(id);
   ask<ok_atom>(*impl_, guard(impl_->opts.shutdown_timeout + seconds{1}), "node " + id,
                remove_node_atom::value, id);
 }
@@ -364,12 +445,66 @@ std::vector<pool_stats> connection_manager::get_all_pool_stats() const {
   return out;
 }
 
+namespace {
+
+bool receiver_gone(const caf::error& err) {
+  return err.category() == caf::atom("system")
+         && err.code() == static_cast<std::uint8_t>(caf::sec::request_receiver_down);
+}
+
+/// The supervisor of `node` if the manager is local and has that node; else
+/// an invalid handle (the manager then answers, e.g. with node_not_found).
+node_query_actor route_to(detail::facade_impl& impl, const std::string& node) {
+  if (impl.remote)
+    return {};
+  {
+    std::lock_guard<std::mutex> guard{impl.routes_mtx};
+    if (impl.routes_closed)
+      return {};
+    if (auto it = impl.routes.find(node); it != impl.routes.end())
+      return it->second;
+  }
+  auto mgr = caf::actor_cast<manager_actor>(impl.current_manager());
+  std::optional<node_query_actor> out;
+  caf::error failure;
+  request_blocking<node_query_actor>(impl, mgr, caf::timespan{seconds{3}}, out, failure,
+                                     route_atom::value, node);
+  if (!out || !*out)
+    return {};
+  std::lock_guard<std::mutex> guard{impl.routes_mtx};
+  if (impl.routes_closed)
+    return {};
+  impl.routes[node] = *out;
+  return *out;
+}
+
+} // namespace
+
 result_set connection_manager::query(const std::string& node, const std::string& sql,
                                      std::vector<param> params,
                                      std::optional<milliseconds> timeout) {
   auto t = timeout.value_or(impl_->opts.query_timeout);
   if (t.count() <= 0)
     throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  if (auto sup = route_to(*impl_, node)) {
+    // What the manager would send the node (see cluster_manager, query_atom).
+    query_job job{sql, params, steady_now_ns() + caf::timespan{t}.count(), t.count(), 0};
+    std::optional<result_set> out;
+    caf::error failure;
+    request_blocking<result_set>(*impl_, sup, guard(t), out, failure, query_atom::value,
+                                 std::move(job));
+    if (out)
+      return std::move(*out);
+    auto info = to_error_info(failure, "node " + node);
+    if (!receiver_gone(failure)) {
+      if (info.code == errc::shutting_down)
+        impl_->forget_route(node); // node removed or restarting: ask the manager next time
+      throw error{std::move(info)};
+    }
+    // The supervisor was gone before it saw the request (node removed, or
+    // restarted by the manager): the manager knows what is there now.
+    impl_->forget_route(node);
+  }
   return ask<result_set>(*impl_, guard(t), "node " + node, query_atom::value, node, sql,
                          std::move(params), caf::timespan{t});
 }
@@ -427,6 +562,7 @@ subscription connection_manager::subscribe(std::optional<event> type,
 
 void connection_manager::shutdown() {
   std::call_once(impl_->shutdown_once, [this] {
+    impl_->close_routes();
     if (impl_->remote) {
       // A remote client detaches; the server's manager keeps running.
       std::lock_guard<std::mutex> guard{impl_->manager_mtx};

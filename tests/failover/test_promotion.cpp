@@ -4,9 +4,7 @@
 #define BOOST_TEST_MODULE test_promotion
 #include <boost/test/unit_test.hpp>
 
-#include <iostream>
 #include <memory>
-#include <mutex>
 
 #include "../integration/fixture.hpp"
 
@@ -16,49 +14,6 @@ using pgcm::test::cluster;
 using strings = std::vector<std::string>;
 
 namespace {
-
-/// Stops a cluster node and starts it again when it goes out of scope.
-class stopped_node {
-public:
-  explicit stopped_node(std::string name) : name_(std::move(name)) {
-    cluster::get().stop_node(name_);
-  }
-  stopped_node(const stopped_node&) = delete;
-  stopped_node& operator=(const stopped_node&) = delete;
-  ~stopped_node() {
-    try {
-      cluster::get().start_node(name_);
-    } catch (const std::exception& e) {
-      std::cerr << "test_promotion: could not restart " << name_ << ": " << e.what() << "\n";
-    }
-  }
-
-private:
-  std::string name_;
-};
-
-/// The node_health events, from the manager's callback thread.
-class health_log {
-public:
-  void operator()(const node_event& ev) {
-    if (!ev.health)
-      return;
-    std::lock_guard<std::mutex> guard{mtx_};
-    events_.emplace_back(ev.node_id, *ev.health);
-  }
-  std::vector<health_status> of(const std::string& node) const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::vector<health_status> out;
-    for (auto& [id, h] : events_)
-      if (id == node)
-        out.push_back(h);
-    return out;
-  }
-
-private:
-  mutable std::mutex mtx_;
-  std::vector<std::pair<std::string, health_status>> events_;
-};
 
 std::string describe(const std::vector<health_status>& hs) {
   std::string out;
@@ -75,22 +30,22 @@ node_role role_of(const connection_manager& mgr, const std::string& node) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(promoted_standby_becomes_primary_and_stopped_primary_unhealthy) {
-  auto log = std::make_shared<health_log>();
+  auto log = std::make_shared<test::event_recorder>();
   connection_manager mgr{test::fast_options()};
   auto sub = mgr.on(event::node_health, [log](const node_event& e) { (*log)(e); });
   mgr.initialize(test::all_nodes());
   BOOST_REQUIRE(role_of(mgr, "node0") == node_role::primary);
   BOOST_REQUIRE(role_of(mgr, "node1") == node_role::standby);
   BOOST_REQUIRE(role_of(mgr, "node2") == node_role::standby);
-  BOOST_REQUIRE(test::eventually([&] { return log->of("node1").size() == 1; }, 5s));
+  BOOST_REQUIRE(test::eventually([&] { return log->health("node1").size() == 1; }, 5s));
 
   // Promote node1: the next probes see pg_is_in_recovery() = false.
   cluster::get().promote("node1");
   BOOST_REQUIRE(test::eventually([&] { return role_of(mgr, "node1") == node_role::primary; }, 10s));
   BOOST_CHECK(mgr.get_health("node1")->status == health_state::healthy);
   // The role change was published: healthy/standby, then healthy/primary.
-  BOOST_REQUIRE(test::eventually([&] { return log->of("node1").size() >= 2; }, 5s));
-  auto events = log->of("node1");
+  BOOST_REQUIRE(test::eventually([&] { return log->health("node1").size() >= 2; }, 5s));
+  auto events = log->health("node1");
   BOOST_CHECK_MESSAGE(events.size() == 2, "node1: " << describe(events));
   BOOST_CHECK(events.front().role == node_role::standby);
   BOOST_CHECK(events.front().status == health_state::healthy);
@@ -105,7 +60,7 @@ BOOST_AUTO_TEST_CASE(promoted_standby_becomes_primary_and_stopped_primary_unheal
   BOOST_CHECK(role_of(mgr, "node0") == node_role::primary);
 
   {
-    stopped_node down{"node0"};
+    test::stopped_node down{"node0"};
     BOOST_REQUIRE(test::eventually([&] {
       auto h = mgr.get_health("node0");
       return h && h->status == health_state::unhealthy;
@@ -114,10 +69,10 @@ BOOST_AUTO_TEST_CASE(promoted_standby_becomes_primary_and_stopped_primary_unheal
     BOOST_CHECK_GE(h->consecutive_failures, mgr.options().unhealthy_threshold);
     BOOST_CHECK(h->last_error.has_value());
     BOOST_REQUIRE(test::eventually([&] {
-      auto hs = log->of("node0");
+      auto hs = log->health("node0");
       return !hs.empty() && hs.back().status == health_state::unhealthy;
     }, 5s));
-    auto node0_events = log->of("node0");
+    auto node0_events = log->health("node0");
     BOOST_CHECK_MESSAGE(node0_events.size() == 2, "node0: " << describe(node0_events));
     // The new primary serves; the healthy set and fan-outs leave node0 out.
     std::vector<std::string> healthy;

@@ -1,5 +1,6 @@
 #include "fixture.hpp"
 
+#include <iostream>
 #include <thread>
 
 #include <unistd.h>
@@ -66,6 +67,71 @@ long long ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
                                                                - start)
     .count();
+}
+
+stopped_node::stopped_node(std::string name) : name_(std::move(name)) {
+  cluster::get().stop_node(name_);
+}
+
+stopped_node::~stopped_node() {
+  try {
+    start();
+  } catch (const std::exception& e) {
+    std::cerr << "stopped_node: could not restart " << name_ << ": " << e.what() << "\n";
+  }
+}
+
+void stopped_node::start() {
+  if (!stopped_)
+    return;
+  stopped_ = false;
+  cluster::get().start_node(name_);
+}
+
+void event_recorder::operator()(const node_event& ev) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  events_.push_back(ev);
+}
+
+std::vector<node_event> event_recorder::all() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return events_;
+}
+
+std::vector<node_event> event_recorder::of(const std::string& node) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<node_event> out;
+  for (auto& e : events_)
+    if (e.node_id == node)
+      out.push_back(e);
+  return out;
+}
+
+std::vector<node_event> event_recorder::of(const std::string& node, event type) const {
+  std::vector<node_event> out;
+  for (auto& e : of(node))
+    if (e.type == type)
+      out.push_back(e);
+  return out;
+}
+
+std::size_t event_recorder::count(const std::string& node, event type) const {
+  return of(node, type).size();
+}
+
+std::vector<health_state> event_recorder::states(const std::string& node) const {
+  std::vector<health_state> out;
+  for (auto& e : of(node, event::node_health))
+    out.push_back(e.health ? e.health->status : health_state::unknown);
+  return out;
+}
+
+std::vector<health_status> event_recorder::health(const std::string& node) const {
+  std::vector<health_status> out;
+  for (auto& e : of(node, event::node_health))
+    if (e.health)
+      out.push_back(*e.health);
+  return out;
 }
 
 } // namespace pgcm::test

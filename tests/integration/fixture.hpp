@@ -1,10 +1,13 @@
 #pragma once
 
 // Helpers shared by the integration tests: node configs for the test cluster,
-// fast manager options, waiting for a condition, and server-side checks.
+// fast manager options, waiting for a condition, server-side checks, stopping
+// a node for a scope, and recording the manager's events.
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,5 +42,44 @@ int server_connections(const std::string& node, const std::string& state = {});
 
 /// Milliseconds since `start`.
 long long ms_since(std::chrono::steady_clock::time_point start);
+
+/// Stops a cluster node and starts it again when it goes out of scope (also
+/// when a check throws), so that later tests find the cluster whole.
+class stopped_node {
+public:
+  explicit stopped_node(std::string name);
+  stopped_node(const stopped_node&) = delete;
+  stopped_node& operator=(const stopped_node&) = delete;
+  ~stopped_node();
+  /// Starts the node again now (waits until it accepts connections).
+  void start();
+
+private:
+  std::string name_;
+  bool stopped_ = true;
+};
+
+/// Collects events from the manager's callback thread. Subscribe it through a
+/// shared_ptr: `mgr.on_any([rec](const node_event& e) { (*rec)(e); })`.
+class event_recorder {
+public:
+  void operator()(const node_event& ev);
+  /// Every event, in arrival order.
+  std::vector<node_event> all() const;
+  /// Every event of `node`, in arrival order.
+  std::vector<node_event> of(const std::string& node) const;
+  /// Events of `node`, of `type`, in arrival order.
+  std::vector<node_event> of(const std::string& node, event type) const;
+  /// How many events of `node`, of `type`.
+  std::size_t count(const std::string& node, event type) const;
+  /// The health states `node` went through, as its node_health events said.
+  std::vector<health_state> states(const std::string& node) const;
+  /// The health reports of `node`'s node_health events that carry one.
+  std::vector<health_status> health(const std::string& node) const;
+
+private:
+  mutable std::mutex mtx_;
+  std::vector<node_event> events_;
+};
 
 } // namespace pgcm::test

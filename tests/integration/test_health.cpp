@@ -5,84 +5,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
-#include <iostream>
 #include <memory>
-#include <mutex>
 
 #include "fixture.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgcm;
-using pgcm::test::cluster;
 
 namespace {
-
-/// Stops a cluster node and starts it again when it goes out of scope (also
-/// when a check throws), so that later tests find the cluster whole.
-class stopped_node {
-public:
-  explicit stopped_node(std::string name) : name_(std::move(name)) {
-    cluster::get().stop_node(name_);
-  }
-  stopped_node(const stopped_node&) = delete;
-  stopped_node& operator=(const stopped_node&) = delete;
-  ~stopped_node() {
-    try {
-      start();
-    } catch (const std::exception& e) {
-      std::cerr << "test_health: could not restart " << name_ << ": " << e.what() << "\n";
-    }
-  }
-  /// Starts the node again now (waits until it accepts connections).
-  void start() {
-    if (!stopped_)
-      return;
-    stopped_ = false;
-    cluster::get().start_node(name_);
-  }
-
-private:
-  std::string name_;
-  bool stopped_ = true;
-};
-
-/// Collects events from the manager's callback thread.
-class recorder {
-public:
-  void operator()(const node_event& ev) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    events_.push_back(ev);
-  }
-  /// Events of `node`, of `type`, in arrival order.
-  std::vector<node_event> of(const std::string& node, event type) const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::vector<node_event> out;
-    for (auto& e : events_)
-      if (e.node_id == node && e.type == type)
-        out.push_back(e);
-    return out;
-  }
-  /// Every event of `node`, in arrival order.
-  std::vector<node_event> of(const std::string& node) const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::vector<node_event> out;
-    for (auto& e : events_)
-      if (e.node_id == node)
-        out.push_back(e);
-    return out;
-  }
-  /// The health states `node` went through, as its node_health events said.
-  std::vector<health_state> states(const std::string& node) const {
-    std::vector<health_state> out;
-    for (auto& e : of(node, event::node_health))
-      out.push_back(e.health ? e.health->status : health_state::unknown);
-    return out;
-  }
-
-private:
-  mutable std::mutex mtx_;
-  std::vector<node_event> events_;
-};
 
 std::string states_str(const std::vector<health_state>& xs) {
   std::string out;
@@ -119,7 +49,7 @@ bool is_unhealthy(const connection_manager& mgr, const std::string& node) {
 /// A manager over the whole cluster whose events are recorded from before
 /// initialize() on.
 struct manager_fixture {
-  std::shared_ptr<recorder> rec = std::make_shared<recorder>();
+  std::shared_ptr<test::event_recorder> rec = std::make_shared<test::event_recorder>();
   connection_manager mgr{test::fast_options()};
   subscription sub = mgr.on_any([r = rec](const node_event& e) { (*r)(e); });
   manager_fixture() { mgr.initialize(test::all_nodes()); }
@@ -188,7 +118,7 @@ BOOST_AUTO_TEST_CASE(stopped_node_turns_unhealthy_then_healthy_again) {
   const auto threshold = mgr.options().unhealthy_threshold;
   BOOST_REQUIRE(test::eventually([&] { return rec->states("node2").size() == 1; }, 5s));
   {
-    stopped_node down{"node2"};
+    test::stopped_node down{"node2"};
     auto stopped_at = std::chrono::steady_clock::now();
 
     // Unhealthy after `unhealthy_threshold` failed probes (200 ms apart).
@@ -292,7 +222,7 @@ BOOST_AUTO_TEST_CASE(fan_out_right_after_a_node_stops) {
   // No waiting for the probe: the fan-out runs as soon as the node is down.
   // Its entry fails with connection_failed well within the timeout; the
   // others succeed.
-  stopped_node down{"node1"};
+  test::stopped_node down{"node1"};
   auto start = std::chrono::steady_clock::now();
   auto results = mgr.query_all("SELECT $1::int AS v", {7}, 10s);
   auto took = test::ms_since(start);

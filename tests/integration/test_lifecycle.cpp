@@ -8,7 +8,6 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
-#include <iostream>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -29,6 +28,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <pgcm/actors/cluster_manager.hpp>
+#include <pgcm/actors/remote_link.hpp>
 #include <pgcm/logging.hpp>
 #include <pgcm/messages/error.hpp>
 #include <pgcm/messages/protocol.hpp>
@@ -41,58 +41,6 @@ using pgcm::test::cluster;
 using strings = std::vector<std::string>;
 
 namespace {
-
-/// Stops a cluster node and starts it again when it goes out of scope (also
-/// when a check throws), so that later tests find the cluster whole.
-class stopped_node {
-public:
-  explicit stopped_node(std::string name) : name_(std::move(name)) {
-    cluster::get().stop_node(name_);
-  }
-  stopped_node(const stopped_node&) = delete;
-  stopped_node& operator=(const stopped_node&) = delete;
-  ~stopped_node() {
-    try {
-      start();
-    } catch (const std::exception& e) {
-      std::cerr << "test_lifecycle: could not restart " << name_ << ": " << e.what() << "\n";
-    }
-  }
-  void start() {
-    if (!stopped_)
-      return;
-    stopped_ = false;
-    cluster::get().start_node(name_);
-  }
-
-private:
-  std::string name_;
-  bool stopped_ = true;
-};
-
-/// Collects events from the manager's callback thread.
-class recorder {
-public:
-  void operator()(const node_event& ev) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    events_.push_back(ev);
-  }
-  std::vector<node_event> all() const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return events_;
-  }
-  std::size_t count(const std::string& node, event type) const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::size_t n = 0;
-    for (auto& e : events_)
-      n += e.node_id == node && e.type == type ? 1 : 0;
-    return n;
-  }
-
-private:
-  mutable std::mutex mtx_;
-  std::vector<node_event> events_;
-};
 
 /// A TCP port on 127.0.0.1 that nothing listens on (connections are refused).
 std::uint16_t free_port() {
@@ -220,7 +168,7 @@ BOOST_AUTO_TEST_CASE(invalid_configs_throw_before_anything_connects) {
   BOOST_REQUIRE(test::eventually([] { return connections_everywhere() == 0; }, 10s));
   for (auto& c : cases) {
     BOOST_TEST_CONTEXT(c.what) {
-      auto rec = std::make_shared<recorder>();
+      auto rec = std::make_shared<test::event_recorder>();
       connection_manager mgr{test::fast_options()};
       auto sub = mgr.on_any([rec](const node_event& e) { (*rec)(e); });
       try {
@@ -308,7 +256,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(runtime_nodes)
 
 BOOST_AUTO_TEST_CASE(a_node_down_at_start_does_not_fail_initialize) {
-  auto rec = std::make_shared<recorder>();
+  auto rec = std::make_shared<test::event_recorder>();
   connection_manager mgr{test::fast_options()};
   auto sub = mgr.on_any([rec](const node_event& e) { (*rec)(e); });
   auto nodes = test::all_nodes();
@@ -349,7 +297,7 @@ BOOST_AUTO_TEST_CASE(a_node_down_at_start_does_not_fail_initialize) {
 BOOST_AUTO_TEST_CASE(a_stopped_node_is_retried_until_it_comes_back) {
   connection_manager mgr{test::fast_options()};
   {
-    stopped_node down{"node2"};
+    test::stopped_node down{"node2"};
     BOOST_REQUIRE_NO_THROW(mgr.initialize(test::all_nodes()));
     BOOST_CHECK(mgr.get_health("node2")->status == health_state::unhealthy);
     BOOST_CHECK(mgr.get_health("node0")->status == health_state::healthy);
@@ -370,7 +318,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_node_is_retried_until_it_comes_back) {
 }
 
 BOOST_AUTO_TEST_CASE(add_and_remove_at_runtime) {
-  auto rec = std::make_shared<recorder>();
+  auto rec = std::make_shared<test::event_recorder>();
   connection_manager mgr{test::fast_options()};
   auto sub = mgr.on_any([rec](const node_event& e) { (*rec)(e); });
   mgr.initialize({{"node0", test::node("node0")}, {"node1", test::node("node1")}});
@@ -423,6 +371,46 @@ BOOST_AUTO_TEST_CASE(add_and_remove_at_runtime) {
   // The other nodes never noticed.
   BOOST_CHECK_EQUAL(rec->count("node0", event::node_removed), 0u);
   BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 3")[0].get<int>(0), 3);
+}
+
+// The facade sends query() straight to the node's supervisor it learned
+// from the manager. A node removed or replaced behind its back (here through
+// the actor API) must never be served by the stale route.
+BOOST_AUTO_TEST_CASE(node_replaced_behind_the_facade_is_not_served_by_a_stale_route) {
+  connection_manager mgr{test::fast_options()};
+  mgr.initialize({{"node0", test::node("node0")}, {"nodeX", test::node("node1")}});
+  auto port_of = [&](const std::string& id) {
+    return mgr.query(id, "SELECT inet_server_port() AS p")[0].get<int>("p");
+  };
+  BOOST_CHECK_EQUAL(port_of("nodeX"), test::node("node1").port); // route learned
+  auto actors = manager_handle(mgr);
+  caf::scoped_actor self{mgr.system()};
+  auto ask_ok = [&](auto... xs) {
+    caf::error failure;
+    self->request(actors, 20s, xs...).receive([](ok_atom) {},
+                                               [&](caf::error& e) { failure = e; });
+    return failure;
+  };
+  BOOST_REQUIRE(!ask_ok(remove_node_atom::value, std::string{"nodeX"}));
+  // The old supervisor is stopping or gone: an error, never a hang, and
+  // node_not_found from then on.
+  try {
+    mgr.query("nodeX", "SELECT 1");
+    BOOST_ERROR("query on a removed node succeeded");
+  } catch (const pgcm::error& e) {
+    BOOST_CHECK_MESSAGE(e.code() == errc::node_not_found || e.code() == errc::shutting_down,
+                        e.what());
+  }
+  BOOST_CHECK_EXCEPTION(mgr.query("nodeX", "SELECT 1"), pgcm::error,
+                        [](const pgcm::error& e) { return e.code() == errc::node_not_found; });
+  // Same id, another server: queries go there.
+  BOOST_REQUIRE(!ask_ok(add_node_atom::value, std::string{"nodeX"}, test::node("node2")));
+  BOOST_CHECK_EQUAL(port_of("nodeX"), test::node("node2").port);
+  // And through the facade itself.
+  mgr.remove_node("nodeX");
+  mgr.add_node("nodeX", test::node("node1"));
+  BOOST_CHECK_EQUAL(port_of("nodeX"), test::node("node1").port);
+  BOOST_CHECK_EQUAL(port_of("node0"), test::node("node0").port);
 }
 
 BOOST_AUTO_TEST_CASE(remove_node_lets_an_in_flight_query_finish) {
@@ -641,9 +629,9 @@ BOOST_AUTO_TEST_CASE(shutdown_with_every_node_down_or_hung) {
   BOOST_CHECK_EQUAL(up.query_all("SELECT 1").size(), 3u);
   {
     // Replicas first; the guards start node0 first again.
-    stopped_node d2{"node2"};
-    stopped_node d1{"node1"};
-    stopped_node d0{"node0"};
+    test::stopped_node d2{"node2"};
+    test::stopped_node d1{"node1"};
+    test::stopped_node d0{"node0"};
     // A manager that starts while everything is down.
     connection_manager down{opts};
     auto start = std::chrono::steady_clock::now();
@@ -709,7 +697,7 @@ BOOST_AUTO_TEST_CASE(shutdown_with_every_node_down_or_hung) {
 
 BOOST_AUTO_TEST_CASE(destructor_without_shutdown) {
   auto opts = test::fast_options();
-  auto rec = std::make_shared<recorder>();
+  auto rec = std::make_shared<test::event_recorder>();
   auto mgr = std::make_unique<connection_manager>(opts);
   auto sub = mgr->on(event::node_removed, [rec](const node_event& e) { (*rec)(e); });
   mgr->initialize(test::all_nodes());

@@ -10,25 +10,13 @@
 #include <unistd.h>
 
 #include "config_file.hpp"
+#include "unit_support.hpp"
 
 using namespace pgcm;
-
-namespace pgcm {
-std::ostream& operator<<(std::ostream& os, password_source::kind k) {
-  return os << static_cast<int>(k);
-}
-} // namespace pgcm
 using namespace std::chrono_literals;
+using pgcm::test::fake_env;
 
 namespace {
-
-env_lookup fake_env(std::map<std::string, std::string> vars) {
-  return [vars](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 const char* minimal_node = R"(
 [node.a]
@@ -337,23 +325,7 @@ BOOST_AUTO_TEST_CASE(random_input_never_crashes) {
   const std::string alphabet = "[]=\"'.#\\\n\r\t {}_-0123456789abcdefghnopstu";
   for (int i = 0; i < 20000; ++i) {
     std::string text = seed;
-    int edits = 1 + static_cast<int>(rng() % 8);
-    for (int k = 0; k < edits; ++k) {
-      auto pos = text.empty() ? 0 : rng() % text.size();
-      switch (rng() % 4) {
-      case 0:
-        if (!text.empty()) text.erase(pos, 1 + rng() % 4);
-        break;
-      case 1:
-        text.insert(pos, 1, alphabet[rng() % alphabet.size()]);
-        break;
-      case 2:
-        text.insert(pos, 1, static_cast<char>(rng() % 256));
-        break;
-      default:
-        if (!text.empty()) text[pos] = alphabet[rng() % alphabet.size()];
-      }
-    }
+    test::random_edits(text, rng, alphabet, 8, 4, true);
     try {
       parse_config(text, "fuzz");
     } catch (const config_error&) {

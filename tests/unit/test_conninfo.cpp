@@ -6,24 +6,12 @@
 
 #include "conninfo.hpp"
 #include "password_source.hpp"
+#include "unit_support.hpp"
 
 using namespace pgcm;
-
-namespace pgcm {
-std::ostream& operator<<(std::ostream& os, password_source::kind k) {
-  return os << static_cast<int>(k);
-}
-} // namespace pgcm
+using pgcm::test::fake_env;
 
 namespace {
-
-env_lookup fake_env(std::map<std::string, std::string> vars) {
-  return [vars](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 const env_lookup no_env = fake_env({{"PGUSER", "envuser"}});
 
@@ -212,20 +200,7 @@ BOOST_AUTO_TEST_CASE(random_input_never_crashes) {
   const std::string alphabet = "=' \\\"/:@?&%[]#,0123456789abcdehlmnoprstuyq";
   for (int i = 0; i < 20000; ++i) {
     std::string text = seeds[i % 2];
-    int edits = 1 + static_cast<int>(rng() % 6);
-    for (int k = 0; k < edits; ++k) {
-      auto pos = text.empty() ? 0 : rng() % text.size();
-      switch (rng() % 3) {
-      case 0:
-        if (!text.empty()) text.erase(pos, 1 + rng() % 3);
-        break;
-      case 1:
-        text.insert(pos, 1, alphabet[rng() % alphabet.size()]);
-        break;
-      default:
-        text.insert(pos, 1, static_cast<char>(rng() % 256));
-      }
-    }
+    test::random_edits(text, rng, alphabet, 6, 3, false);
     try {
       parse_conninfo(text, no_env);
     } catch (const conninfo_error&) {
