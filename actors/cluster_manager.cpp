@@ -74,6 +74,17 @@ void broadcast(self_ptr self, const node_event& ev) {
     self->send(sub, event_atom::value, ev);
 }
 
+/// The supervisor of node `id`, or why there is none.
+caf::expected<node_supervisor_actor> supervisor_of(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return shutting_down_error();
+  auto it = st.nodes.find(id);
+  if (it == st.nodes.end())
+    return not_found(id);
+  return it->second.supervisor;
+}
+
 void fan_out_answered(self_ptr self, std::uint64_t key, fan_out& agg, std::size_t i) {
   if (agg.done || agg.answered[i])
     return; // already answered for this node by the sweep
@@ -256,17 +267,15 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
     },
     [=](query_atom, const std::string& id, std::string& sql, std::vector<param>& params,
         caf::timespan timeout) -> caf::result<result_set> {
+      auto sup = supervisor_of(self, id);
+      if (!sup)
+        return std::move(sup.error());
       auto& st = self->state;
-      if (st.shutting_down)
-        return shutting_down_error();
-      auto it = st.nodes.find(id);
-      if (it == st.nodes.end())
-        return not_found(id);
       if (timeout.count() <= 0)
         timeout = st.opts.query_timeout;
       query_job job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
                     duration_cast<milliseconds>(timeout).count(), 0};
-      return self->delegate(it->second.supervisor, query_atom::value, std::move(job));
+      return self->delegate(*sup, query_atom::value, std::move(job));
     },
     [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
         bool healthy_only) -> caf::result<std::vector<node_result_set>> {
@@ -437,13 +446,10 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
     },
     [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },
     [=](route_atom, const std::string& id) -> caf::result<node_query_actor> {
-      auto& st = self->state;
-      if (st.shutting_down)
-        return shutting_down_error();
-      auto it = st.nodes.find(id);
-      if (it == st.nodes.end())
-        return not_found(id);
-      return caf::actor_cast<node_query_actor>(it->second.supervisor);
+      auto sup = supervisor_of(self, id);
+      if (!sup)
+        return std::move(sup.error());
+      return caf::actor_cast<node_query_actor>(*sup);
     },
   };
 }

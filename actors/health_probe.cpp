@@ -30,6 +30,8 @@ struct probe_data {
 
 using self_ptr = health_probe_actor::stateful_pointer<probe_data>;
 
+constexpr std::int64_t lost_reply_margin_ns = 1'000'000'000;
+
 void schedule_next(self_ptr self) {
   auto& st = self->state;
   auto interval = duration_cast<nanoseconds>(st.cfg.interval).count();
@@ -61,8 +63,9 @@ void send_query(self_ptr self) {
   job.timeout_ms = st.cfg.timeout.count();
   auto sent_ns = steady_now_ns();
   auto seq = st.probe_seq;
-  // The worker answers by the deadline; the extra second only guards against a lost reply.
-  self->request(st.worker, st.cfg.timeout + seconds{1}, execute_atom::value, std::move(job))
+  // The worker answers by the deadline. No CAF request timeout (two trips to
+  // CAF's clock thread per probe): the next tick guards against a lost reply.
+  self->request(st.worker, caf::infinite, execute_atom::value, std::move(job))
     .then(
       [=](const result_set& rs) {
         auto& st = self->state;
@@ -137,8 +140,18 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
       }
     },
     [=](tick_atom, std::uint64_t gen) {
-      if (gen != self->state.tick_gen)
+      auto& st = self->state;
+      if (gen != st.tick_gen)
         return;
+      if (st.probing && st.worker_st == worker_state::ready
+          && steady_now_ns() > st.probe_deadline_ns + lost_reply_margin_ns) {
+        // The worker never answered (it answers by the deadline): a lost
+        // message. Start over on a fresh connection.
+        ++st.probe_seq;
+        drop_worker(self);
+        report(self, probe_result{false, node_role::unknown, 0,
+                                  "node " + st.cfg.node_id + ": health probe got no answer"});
+      }
       start_probe(self);
       schedule_next(self);
     },

@@ -242,8 +242,8 @@ bool may_attempt(self_ptr self) {
   return true;
 }
 
-/// Opens connections up to `pool.min`. With no open connection, one attempt
-/// at a time, spaced by the backoff.
+/// Opens connections up to `pool.min`. With no open connection (after the
+/// first start), one attempt at a time, spaced by the backoff.
 void replenish(self_ptr self) {
   auto& st = self->state;
   if (st.stopping || st.resolving)
@@ -258,7 +258,12 @@ void replenish(self_ptr self) {
   int live = static_cast<int>(st.workers.size());
   if (live >= st.cfg.pool.min)
     return;
-  if (count(st, worker_state::ready) == 0) {
+  // At the first start, before any attempt failed, the whole pool.min is
+  // opened at once (as fast as opening them in parallel by hand); from the
+  // first failure on, a node without an open connection gets one attempt at
+  // a time.
+  bool first_start = !st.first_connect_done && st.failures_in_row == 0;
+  if (count(st, worker_state::ready) == 0 && !first_start) {
     if (count(st, worker_state::connecting) > 0 || !may_attempt(self))
       return;
     spawn_worker(self);

@@ -18,7 +18,10 @@
 // manager with (publish_atom, node_event).
 // Reconnects with exponential backoff (jitter, capped); while the node has no
 // open connection, one attempt per backoff step, not one per pool slot, and
-// requests fail fast with connection_failed instead of waiting.
+// requests fail fast with connection_failed instead of waiting. (Only the
+// first start, before any attempt failed, opens `pool.min` at once.)
+// Workers share their answer count with it (worker_counters): in-flight
+// counts need no message per answer.
 
 #include <memory>
 #include <string>
