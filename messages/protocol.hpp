@@ -94,7 +94,6 @@ using manager_actor = manager_api_actor::extend<
   caf::reacts_to<publish_atom, node_event>,
   caf::reacts_to<tick_atom, std::uint64_t>>;
 
-
 /// Lifecycle of one connection worker (one libpq connection).
 enum class worker_state : std::uint8_t {
   connecting, ///< opening the connection (TCP, TLS, auth)

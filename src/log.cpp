@@ -1,7 +1,5 @@
 #include "log.hpp"
 
-#include <caf/logger.hpp>
-
 #include <cstdlib>
 #include <mutex>
 
