@@ -273,8 +273,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
       auto& st = self->state;
       if (timeout.count() <= 0)
         timeout = st.opts.query_timeout;
-      query_job job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
-                    duration_cast<milliseconds>(timeout).count(), 0};
+      auto job = make_query_job(std::move(sql), std::move(params), timeout);
       return self->delegate(*sup, query_atom::value, std::move(job));
     },
     [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
@@ -302,8 +301,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
       agg->results.resize(targets.size());
       agg->answered.resize(targets.size(), false);
       agg->remaining = targets.size();
-      query_job job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
-                    duration_cast<milliseconds>(timeout).count(), 0};
+      auto job = make_query_job(std::move(sql), std::move(params), timeout);
       agg->give_up_ns = job.deadline_ns + duration_cast<nanoseconds>(guard_margin).count();
       auto key = ++st.next_fan_out;
       st.fan_outs.emplace(key, agg);

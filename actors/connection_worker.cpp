@@ -24,6 +24,11 @@ std::int64_t steady_now_ns() {
     .count();
 }
 
+query_job make_query_job(std::string sql, std::vector<param> params, caf::timespan timeout) {
+  return query_job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count(), 0};
+}
+
 namespace {
 
 using namespace std::chrono;

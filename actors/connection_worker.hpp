@@ -43,9 +43,6 @@ struct conn_params;
 
 namespace pgcm {
 
-/// Who takes requests handed back for a retry.
-using query_target_actor = node_query_actor;
-
 /// What a worker shares with its supervisor so that answering a request
 /// needs no message to the supervisor (one cross-thread hop less per query):
 /// the supervisor's in-flight count for the worker is what it sent minus
@@ -67,8 +64,9 @@ struct worker_config {
   /// is dropped instead.
   std::chrono::milliseconds cancel_grace{2000};
   int statement_cache = 256;
-  /// May be invalid (no retries), e.g. for the health probe's connection.
-  query_target_actor retry_to;
+  /// Who takes requests handed back for a retry (the supervisor). May be
+  /// invalid (no retries), e.g. for the health probe's connection.
+  node_query_actor retry_to;
   /// May be null: then every batch of answers is reported.
   std::shared_ptr<worker_counters> counters;
 };
@@ -78,5 +76,8 @@ connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_o
 
 /// The steady clock in the nanoseconds that query_job::deadline_ns uses.
 std::int64_t steady_now_ns();
+
+/// A first-try job for `sql`, due `timeout` from now.
+query_job make_query_job(std::string sql, std::vector<param> params, caf::timespan timeout);
 
 } // namespace pgcm

@@ -488,7 +488,7 @@ result_set connection_manager::query(const std::string& node, const std::string&
     throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
   if (auto sup = route_to(*impl_, node)) {
     // What the manager would send the node (see cluster_manager, query_atom).
-    query_job job{sql, params, steady_now_ns() + caf::timespan{t}.count(), t.count(), 0};
+    auto job = make_query_job(sql, params, caf::timespan{t});
     std::optional<result_set> out;
     caf::error failure;
     request_blocking<result_set>(*impl_, sup, guard(t), out, failure, query_atom::value,
