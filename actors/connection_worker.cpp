@@ -51,6 +51,15 @@ struct worker_data {
   worker_state state = worker_state::connecting;
   std::uint64_t reg_id = 0;
   int watched_fd = -1;
+
+  /// The watched socket if libpq still holds it open, else -1. libpq closes
+  /// its socket itself when a read or a connect attempt fails; that number
+  /// may belong to another worker's new connection a moment later, and an
+  /// EPOLL_CTL_DEL on it would silently unregister that one (it would never
+  /// wake up). A socket that was closed has left the epoll set already.
+  int owned_watched_fd() const {
+    return conn && watched_fd >= 0 && conn->socket() == watched_fd ? watched_fd : -1;
+  }
   std::deque<inflight> queue;
   std::int64_t connect_deadline_ns = 0;
   // Timer: one pending tick at a time, for the earliest deadline.
@@ -96,7 +105,7 @@ struct worker_data {
     if (conn && !finished && !queue.empty() && state != worker_state::connecting)
       detail::reactor::cancel_async(conn->make_cancel());
     if (cfg.io)
-      cfg.io->remove(reg_id, watched_fd);
+      cfg.io->remove(reg_id, owned_watched_fd());
   }
 };
 
@@ -225,8 +234,8 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
   // Leave the epoll set while the socket is still ours: once closed, its
   // number may be reused at once by another worker's new connection, whose
   // registration a late EPOLL_CTL_DEL would silently remove.
-  if (st.cfg.io && st.watched_fd >= 0)
-    st.cfg.io->remove(0, st.watched_fd); // id 0: only drop the fd's interest
+  if (auto fd = st.owned_watched_fd(); st.cfg.io && fd >= 0)
+    st.cfg.io->remove(0, fd); // id 0: only drop the fd's interest
   st.watched_fd = -1;
   if (st.conn)
     st.conn->close();

@@ -1,5 +1,6 @@
 #include "pgcm/actors/health_probe.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include <caf/actor_system.hpp>
@@ -25,6 +26,8 @@ struct probe_data {
   std::int64_t probe_deadline_ns = 0;
   std::uint64_t tick_gen = 0;
   std::uint64_t probe_seq = 0;
+  /// The probe_seq of the probe that opened the current worker's connection.
+  std::uint64_t worker_born_seq = 0;
   std::minstd_rand rng{std::random_device{}()};
 };
 
@@ -55,6 +58,8 @@ void drop_worker(self_ptr self) {
   st.worker_st = worker_state::closed;
 }
 
+void open_worker(self_ptr self);
+
 void send_query(self_ptr self) {
   auto& st = self->state;
   query_job job;
@@ -83,8 +88,20 @@ void send_query(self_ptr self) {
         if (seq != st.probe_seq)
           return;
         auto info = to_error_info(err, "node " + st.cfg.node_id);
-        if (info.code != errc::query_failed)
-          drop_worker(self); // timed out or broken: start over on a fresh connection
+        if (info.code == errc::query_failed) {
+          report(self, probe_result{false, node_role::unknown, 0, info.message});
+          return;
+        }
+        drop_worker(self); // timed out or broken: start over on a fresh connection
+        if (info.code == errc::connection_failed && st.worker_born_seq != seq
+            && steady_now_ns() < st.probe_deadline_ns) {
+          // A connection kept from an earlier probe broke (the backend was
+          // terminated, a proxy dropped it while idle): that says nothing
+          // about the node now. Ask again on a fresh connection, within the
+          // same deadline, before counting a failure.
+          open_worker(self);
+          return;
+        }
         report(self, probe_result{false, node_role::unknown, 0, info.message});
       });
 }
@@ -101,15 +118,23 @@ void start_probe(self_ptr self) {
     return;
   }
   drop_worker(self);
+  open_worker(self);
+}
+
+void open_worker(self_ptr self) {
+  auto& st = self->state;
   worker_config wc;
   wc.node_id = st.cfg.node_id;
   wc.worker_id = 0;
   wc.params = st.cfg.params;
   wc.io = st.cfg.io;
-  wc.connect_timeout = st.cfg.timeout;
+  // Connecting is part of the probe: it gets what is left of the deadline.
+  auto left_ms = (st.probe_deadline_ns - steady_now_ns()) / 1'000'000;
+  wc.connect_timeout = std::chrono::milliseconds{std::max<std::int64_t>(left_ms, 1)};
   wc.statement_cache = 1;
   st.worker = spawn_connection_worker(self->system(), self, wc);
   st.worker_st = worker_state::connecting;
+  st.worker_born_seq = st.probe_seq;
 }
 
 health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_actor supervisor,

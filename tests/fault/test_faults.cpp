@@ -317,3 +317,45 @@ BOOST_AUTO_TEST_CASE(immediate_stop_during_load_then_restart) {
   BOOST_CHECK_EQUAL(wrong_code.load(), 0);
   BOOST_CHECK(test::eventually([&] { return mgr.get_health("node2")->status == health_state::healthy; }, 10s));
 }
+
+BOOST_AUTO_TEST_CASE(connections_severed_while_idle_do_not_fail_the_probe) {
+  // A middlebox dropping idle connections says nothing about the node: the
+  // probe finds its connection gone, asks again on a new one and stays
+  // healthy, even with a threshold of one failed probe.
+  fault_proxy proxy{cluster::get().port("node0")};
+  auto opts = test::fast_options();
+  opts.unhealthy_threshold = 1;
+  connection_manager mgr{opts};
+  auto cfg = test::node("node0");
+  cfg.port = proxy.port();
+  cfg.pool.min = 1;
+  cfg.pool.max = 2;
+  mgr.initialize({{"severed", cfg}});
+  std::atomic<int> unhealthy_events{0};
+  auto sub = mgr.on(event::node_health, [&](const node_event& e) {
+    if (e.health && e.health->status != health_state::healthy)
+      ++unhealthy_events;
+  });
+  for (int round = 0; round < 3; ++round) {
+    BOOST_TEST_CONTEXT("round " << round) {
+      auto severed_at = std::chrono::system_clock::now();
+      proxy.set(fault_proxy::mode::sever);
+      // A probe ran on the severed connection and answered.
+      BOOST_REQUIRE(test::eventually([&] { return mgr.get_health("severed")->last_check > severed_at; },
+                                     5s));
+      auto h = mgr.get_health("severed");
+      BOOST_CHECK(h->status == health_state::healthy);
+      BOOST_CHECK_EQUAL(h->consecutive_failures, 0);
+      BOOST_CHECK_MESSAGE(!h->last_error, h->last_error.value_or(""));
+    }
+  }
+  BOOST_CHECK_EQUAL(unhealthy_events.load(), 0);
+  // The pool's severed connection is noticed on use and replaced.
+  BOOST_CHECK(test::eventually([&] {
+    try {
+      return mgr.query("severed", "SELECT 1", {}, 2s)[0].get<int>(0) == 1;
+    } catch (const error&) {
+      return false;
+    }
+  }, 10s));
+}

@@ -385,6 +385,42 @@ BOOST_AUTO_TEST_CASE(a_connection_left_in_a_transaction_is_discarded) {
   BOOST_CHECK(test::eventually([&] { return stats(*mgr2).connections_discarded >= 5; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(a_terminated_probe_connection_is_not_a_failed_probe) {
+  // With a threshold of 1 a single failed probe turns the node unhealthy:
+  // losing the probe's idle connection must not count as one.
+  auto opts = test::fast_options();
+  opts.unhealthy_threshold = 1;
+  auto mgr = make_manager(pool_config{}, opts);
+  std::atomic<int> unhealthy_events{0};
+  auto sub = mgr->on(event::node_health, [&](const node_event& e) {
+    if (e.health && e.health->status != health_state::healthy)
+      ++unhealthy_events;
+  });
+  auto probe_pid = [] {
+    return cluster::get().admin_sql(
+      "node0", "SELECT coalesce(min(pid)::text, '') FROM pg_stat_activity WHERE " + ours()
+                 + " AND state = 'idle' AND query = '" + probe_sql + "'");
+  };
+  for (int round = 0; round < 3; ++round) {
+    BOOST_TEST_CONTEXT("round " << round) {
+      std::string pid;
+      BOOST_REQUIRE(test::eventually([&] { return !(pid = probe_pid()).empty(); }, 5s));
+      BOOST_REQUIRE_EQUAL(cluster::get().admin_sql("node0", "SELECT pg_terminate_backend(" + pid + ")"),
+                          "t");
+      // The next probe finds the connection dead and asks again on a new one.
+      BOOST_REQUIRE(test::eventually([&] {
+        auto now = probe_pid();
+        return !now.empty() && now != pid;
+      }, 5s));
+    }
+  }
+  auto h = mgr->get_health("node0");
+  BOOST_REQUIRE(h);
+  BOOST_CHECK(h->status == health_state::healthy);
+  BOOST_CHECK_EQUAL(h->consecutive_failures, 0);
+  BOOST_CHECK_EQUAL(unhealthy_events.load(), 0);
+}
+
 BOOST_AUTO_TEST_CASE(terminated_backends_are_replaced_without_failing_requests) {
   pool_config pc;
   pc.min = 3;

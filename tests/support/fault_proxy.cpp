@@ -76,6 +76,7 @@ struct link {
   int b = -1;
   std::deque<chunk> to_b; // pending for the server
   std::deque<chunk> to_a; // pending for the client
+  bool severed = false;    // server side gone; the client's next send gets an RST
   bool dead = false;
 };
 
@@ -149,12 +150,24 @@ void fault_proxy::run() {
         delay = delay_;
         if (current == mode::reset) {
           for (auto& l : links) {
-            close_with_reset(l->a);
+            if (l->a >= 0)
+              close_with_reset(l->a);
             if (l->b >= 0)
               close_with_reset(l->b);
             l->a = l->b = -1;
             l->dead = true;
           }
+        }
+        if (current == mode::sever) {
+          for (auto& l : links) {
+            if (l->b >= 0)
+              ::close(l->b);
+            l->b = -1;
+            l->to_a.clear();
+            l->to_b.clear();
+            l->severed = true;
+          }
+          current = mode::pass;
         }
         if (current == mode::refuse && listen_fd_ >= 0) {
           ::close(listen_fd_);
@@ -176,7 +189,9 @@ void fault_proxy::run() {
     for (auto& l : links) {
       short ea = 0;
       short eb = 0;
-      if (current != mode::blackhole && l->b >= 0) {
+      if (l->severed) {
+        ea = POLLIN;
+      } else if (current != mode::blackhole && l->b >= 0) {
         ea = POLLIN;
         eb = POLLIN;
         if (!l->to_a.empty()) {
@@ -242,16 +257,23 @@ void fault_proxy::run() {
     };
     for (std::size_t i = 0; i < polled; ++i) {
       auto& l = *links[i];
-      if (l.dead || l.b < 0 || current == mode::blackhole)
-        continue;
       auto& pa = fds[2 + 2 * i];
       auto& pb = fds[3 + 2 * i];
+      if (l.severed && !l.dead && (pa.revents & (POLLIN | POLLHUP | POLLERR))) {
+        close_with_reset(l.a);
+        l.a = -1;
+        l.dead = true;
+        continue;
+      }
+      if (l.dead || l.b < 0 || current == mode::blackhole)
+        continue;
       pump(l.a, l.b, l.to_b, pa, pb, l);
       if (!l.dead)
         pump(l.b, l.a, l.to_a, pb, pa, l);
       if (l.dead) {
         ::close(l.a);
         ::close(l.b);
+        l.a = l.b = -1; // never closed twice (the numbers get reused)
       }
     }
   }

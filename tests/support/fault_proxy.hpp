@@ -7,6 +7,10 @@
 //   blackhole  accept, forward nothing, keep every socket open (a silent host)
 //   reset      reset (RST) every connection, and each new one right after accept
 //   refuse     stop listening: connects are refused
+//   sever      a middlebox forgets every open connection (a firewall's idle
+//              timeout): the server side is closed, the client side stays
+//              open and silent until the client sends, which gets an RST.
+//              New connections pass; later set()s leave severed ones alone.
 // One thread, poll(); stops in the destructor.
 
 #include <atomic>
@@ -19,7 +23,7 @@ namespace pgcm::test {
 
 class fault_proxy {
 public:
-  enum class mode { pass, delay, blackhole, reset, refuse };
+  enum class mode { pass, delay, blackhole, reset, refuse, sever };
 
   /// Listens on `listen_address` (any 127.x.y.z works on Linux loopback).
   explicit fault_proxy(std::uint16_t target_port, const char* listen_address = "127.0.0.1");
