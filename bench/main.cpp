@@ -34,7 +34,7 @@ struct options {
   int rounds = 5;
   double warmup = -1;    // seconds per contender before the rounds; -1: duration/3
   std::vector<std::string> only;
-  std::string policy = "sharing";
+  std::string policy = "pgcm";
   int caf_threads = 0;
   bool json = false;
   std::string json_file;
@@ -67,8 +67,9 @@ the ratio pgcm/reference. Progress goes to stderr, the summary to stdout.
   --only W[,W...]     run only these workloads: a name, a name prefix ending
                       at a dot, or a prefix ending in * (e.g. --only
                       select1.c16,query_all,startup or --only 'slots.c*')
-  --policy P          CAF scheduler policy of pgcm's actor system:
-                      sharing (default) or stealing
+  --policy P          CAF scheduler of pgcm's actor system: pgcm (default,
+                      what the facade uses: pgcm::use_pgcm_scheduler),
+                      sharing or stealing (CAF's policies)
   --caf-threads N     scheduler.max-threads (default: CAF's, max(4, cores))
   --quick             shorter run (duration 0.3, 3 rounds, scale 10 s)
   --scale-seconds S   idle-CPU observation of the scale workload (default 30)
@@ -137,8 +138,8 @@ options parse(int argc, char** argv) {
           o.only.push_back(w);
     } else if (a == "--policy") {
       o.policy = val();
-      if (o.policy != "sharing" && o.policy != "stealing")
-        throw std::runtime_error("--policy must be sharing or stealing");
+      if (o.policy != "pgcm" && o.policy != "sharing" && o.policy != "stealing")
+        throw std::runtime_error("--policy must be pgcm, sharing or stealing");
     } else if (a == "--caf-threads") {
       o.caf_threads = parse_int(a, val());
     } else if (a == "--quick") {

@@ -13,6 +13,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include <pgcm/actors/cluster_manager.hpp>
+#include <pgcm/scheduler.hpp>
 #include <pgcm/messages/error.hpp>
 #include <pgcm/messages/protocol.hpp>
 #include <pgcm/pgcm.hpp>
@@ -31,7 +32,10 @@ struct pgcm_runtime::impl {
 
 pgcm_runtime::pgcm_runtime(const std::string& policy, int max_threads) : impl_(new impl) {
   pgcm::register_types(impl_->cfg);
-  impl_->cfg.set("scheduler.policy", policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+  if (policy == "pgcm")
+    pgcm::use_pgcm_scheduler(impl_->cfg);
+  else
+    impl_->cfg.set("scheduler.policy", policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   if (max_threads > 0)
     impl_->cfg.set("scheduler.max-threads", static_cast<std::size_t>(max_threads));
   impl_->policy = policy;

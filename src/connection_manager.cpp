@@ -1,4 +1,5 @@
 #include "pgcm/connection_manager.hpp"
+#include "pgcm/scheduler.hpp"
 
 #include <atomic>
 #include <future>
@@ -280,9 +281,9 @@ connection_manager::connection_manager(manager_options opts) {
     throw error{*problem};
   auto cfg = std::make_unique<caf::actor_system_config>();
   register_types(*cfg);
-  // Cross-thread round trips cost ~4 us under "sharing" and 55-100 us under
-  // "stealing" on this class of machine (see README, design).
-  cfg->set("scheduler.policy", caf::atom("sharing"));
+  // Work sharing plus a per-thread slot for actor-to-actor hops (README,
+  // design: measured against CAF's sharing and stealing policies).
+  use_pgcm_scheduler(*cfg);
   auto sys = std::make_unique<caf::actor_system>(*cfg);
   impl_ = make_impl(*sys, opts);
   impl_->own_cfg = std::move(cfg);
@@ -299,7 +300,7 @@ connection_manager::connection_manager(const remote_endpoint& remote, manager_op
     throw error{*problem};
   auto cfg = std::make_unique<caf::actor_system_config>();
   register_types(*cfg);
-  cfg->set("scheduler.policy", caf::atom("sharing"));
+  use_pgcm_scheduler(*cfg);
   if (auto err = prepare_remote(*cfg, remote.tls))
     throw_error(err);
   auto sys = std::make_unique<caf::actor_system>(*cfg);

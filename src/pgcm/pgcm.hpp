@@ -9,5 +9,6 @@
 #include "pgcm/logging.hpp"
 #include "pgcm/param.hpp"
 #include "pgcm/result_set.hpp"
+#include "pgcm/scheduler.hpp"
 #include "pgcm/state_store.hpp"
 #include "pgcm/types.hpp"
