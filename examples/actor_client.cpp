@@ -80,7 +80,7 @@ void client(caf::event_based_actor* self, pgcm::manager_api_actor mgr) {
 int main() {
   caf::actor_system_config cfg;
   pgcm::register_types(cfg);
-  cfg.set("scheduler.policy", caf::atom("sharing"));
+  pgcm::use_pgcm_scheduler(cfg); // optional: the scheduler the facade uses
   caf::actor_system sys{cfg};
   pgcm::manager_options opts;
   opts.health_check_interval = 1s;

@@ -11,6 +11,7 @@
 #include <pgcm/actors/remote_link.hpp>
 #include <pgcm/messages/error.hpp>
 #include <pgcm/messages/protocol.hpp>
+#include <pgcm/scheduler.hpp>
 
 #include "cli_logging.hpp"
 #include "commands.hpp"
@@ -32,7 +33,7 @@ int run_serve(const cli_options& opts) {
                         "--tls-ca"};
   caf::actor_system_config cfg;
   register_types(cfg);
-  cfg.set("scheduler.policy", caf::atom("sharing"));
+  use_pgcm_scheduler(cfg);
   if (auto err = prepare_remote(cfg, ep.tls))
     throw error{to_error_info(err)};
   caf::actor_system sys{cfg};

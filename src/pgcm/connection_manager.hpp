@@ -68,7 +68,7 @@ private:
 /// an exception it throws is logged and swallowed.
 class connection_manager {
 public:
-  /// Starts an actor system of its own (scheduler policy "sharing").
+  /// Starts an actor system of its own (pgcm's scheduler: pgcm/scheduler.hpp).
   explicit connection_manager(manager_options opts = {});
 
   /// Runs in an existing actor system, whose config must have seen

@@ -535,7 +535,7 @@ BOOST_AUTO_TEST_CASE(every_request_gets_exactly_one_reply_at_actor_level) {
   // actors send arrives as an ordinary message, so a duplicate would show.
   caf::actor_system_config cfg;
   register_types(cfg);
-  cfg.set("scheduler.policy", caf::atom("sharing"));
+  use_pgcm_scheduler(cfg);
   caf::actor_system sys{cfg};
   auto opts = test::fast_options();
   auto spawned = spawn_manager(sys, opts);
