@@ -46,14 +46,7 @@ struct proxied_fixture {
   bool recovers() {
     std::string last;
     bool ok = test::eventually([&] { return status("proxied") == health_state::healthy; }, 15s)
-              && test::eventually([&] {
-                   try {
-                     return mgr.query("proxied", "SELECT 1", {}, 2s)[0].get<int>(0) == 1;
-                   } catch (const error& e) {
-                     last = e.what();
-                     return false;
-                   }
-                 }, 15s);
+              && test::eventually([&] { return test::answers(mgr, "proxied", 2s, &last); }, 15s);
     if (!ok) {
       auto n = mgr.get_node("proxied");
       BOOST_TEST_MESSAGE("not recovered: status " << to_string(n->health.status) << ", last error "
@@ -303,13 +296,7 @@ BOOST_AUTO_TEST_CASE(immediate_stop_during_load_then_restart) {
   cluster::get().stop_node("node2", "immediate");
   std::this_thread::sleep_for(1s);
   cluster::get().start_node("node2");
-  BOOST_CHECK(test::eventually([&] {
-    try {
-      return mgr.query("node2", "SELECT 1", {}, 2s)[0].get<int>(0) == 1;
-    } catch (const error&) {
-      return false;
-    }
-  }, 20s));
+  BOOST_CHECK(test::eventually([&] { return test::answers(mgr, "node2", 2s); }, 20s));
   stop = true;
   for (auto& t : load)
     t.join(); // every call returned: nothing hung
@@ -351,11 +338,5 @@ BOOST_AUTO_TEST_CASE(connections_severed_while_idle_do_not_fail_the_probe) {
   }
   BOOST_CHECK_EQUAL(unhealthy_events.load(), 0);
   // The pool's severed connection is noticed on use and replaced.
-  BOOST_CHECK(test::eventually([&] {
-    try {
-      return mgr.query("severed", "SELECT 1", {}, 2s)[0].get<int>(0) == 1;
-    } catch (const error&) {
-      return false;
-    }
-  }, 10s));
+  BOOST_CHECK(test::eventually([&] { return test::answers(mgr, "severed", 2s); }, 10s));
 }

@@ -63,6 +63,17 @@ int server_connections(const std::string& node, const std::string& state) {
   return std::stoi(cluster::get().admin_sql(node, sql));
 }
 
+bool answers(connection_manager& mgr, const std::string& node,
+             std::optional<std::chrono::milliseconds> timeout, std::string* last_error) {
+  try {
+    return mgr.query(node, "SELECT 1", {}, timeout)[0].get<int>(0) == 1;
+  } catch (const error& e) {
+    if (last_error != nullptr)
+      *last_error = e.what();
+    return false;
+  }
+}
+
 long long ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
                                                                - start)

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,12 @@ bool eventually(const std::function<bool()>& pred,
 /// Server connections of this process on `node` (by application_name),
 /// optionally only in `state` (e.g. "active", "idle", "idle in transaction").
 int server_connections(const std::string& node, const std::string& state = {});
+
+/// Whether `node` answers `SELECT 1` through `mgr`: false on a pgcm error,
+/// whose message then goes to `last_error` if given.
+bool answers(connection_manager& mgr, const std::string& node,
+             std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+             std::string* last_error = nullptr);
 
 /// Milliseconds since `start`.
 long long ms_since(std::chrono::steady_clock::time_point start);
