@@ -88,19 +88,17 @@ void send_query(self_ptr self) {
         if (seq != st.probe_seq)
           return;
         auto info = to_error_info(err, "node " + st.cfg.node_id);
-        if (info.code == errc::query_failed) {
-          report(self, probe_result{false, node_role::unknown, 0, info.message});
-          return;
-        }
-        drop_worker(self); // timed out or broken: start over on a fresh connection
-        if (info.code == errc::connection_failed && st.worker_born_seq != seq
-            && steady_now_ns() < st.probe_deadline_ns) {
-          // A connection kept from an earlier probe broke (the backend was
-          // terminated, a proxy dropped it while idle): that says nothing
-          // about the node now. Ask again on a fresh connection, within the
-          // same deadline, before counting a failure.
-          open_worker(self);
-          return;
+        if (info.code != errc::query_failed) {
+          drop_worker(self); // timed out or broken: start over on a fresh connection
+          if (info.code == errc::connection_failed && st.worker_born_seq != seq
+              && steady_now_ns() < st.probe_deadline_ns) {
+            // A connection kept from an earlier probe broke (the backend was
+            // terminated, a proxy dropped it while idle): that says nothing
+            // about the node now. Ask again on a fresh connection, within the
+            // same deadline, before counting a failure.
+            open_worker(self);
+            return;
+          }
         }
         report(self, probe_result{false, node_role::unknown, 0, info.message});
       });

@@ -41,6 +41,13 @@ public:
     int streak = 0;
   };
 
+  /// The central queue's front, removed (lock held, queue not empty).
+  static caf::resumable* take_front(coordinator_data& c) {
+    auto job = c.queue.front();
+    c.queue.pop_front();
+    return job;
+  }
+
   template <class Coordinator>
   void central_enqueue(Coordinator* self, caf::resumable* job) {
     auto& c = d(self);
@@ -85,8 +92,7 @@ public:
         if (c.queue.empty())
           return job;
         c.queue.push_back(job);
-        job = c.queue.front();
-        c.queue.pop_front();
+        job = take_front(c);
       }
       // The slot job went to the central queue: someone may take it now.
       c.cv.notify_one();
@@ -95,9 +101,7 @@ public:
     w.streak = 0;
     std::unique_lock<std::mutex> guard{c.lock};
     c.cv.wait(guard, [&] { return !c.queue.empty(); });
-    auto job = c.queue.front();
-    c.queue.pop_front();
-    return job;
+    return take_front(c);
   }
 
   template <class Worker, class UnaryFunction>
@@ -114,11 +118,8 @@ public:
   void foreach_central_resumable(Coordinator* self, UnaryFunction f) {
     auto& c = d(self);
     std::unique_lock<std::mutex> guard{c.lock};
-    while (!c.queue.empty()) {
-      auto job = c.queue.front();
-      c.queue.pop_front();
-      f(job);
-    }
+    while (!c.queue.empty())
+      f(take_front(c));
   }
 };
 
