@@ -44,6 +44,7 @@ struct fan_out {
 };
 
 struct manager_data {
+  static inline const char* name = "pgcm.core.cluster_manager"; // runs inline: see src/inline_unit.hpp
   manager_options opts;
   // Fan-outs waiting for nodes. Their guard against a lost node answer is
   // one sweep timer for all of them, not a CAF request timeout per node
@@ -205,7 +206,7 @@ void remove_from_order(manager_data& st, const std::string& id) {
 
 manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts) {
   self->state.opts = opts;
-  self->state.io = std::make_shared<detail::reactor>();
+  self->state.io = std::make_shared<detail::reactor>(self->system());
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     auto& subs = st.subscribers;

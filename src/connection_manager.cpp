@@ -13,6 +13,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "inline_unit.hpp"
 #include "log.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
 #include "pgcm/actors/connection_worker.hpp"
@@ -178,6 +179,9 @@ namespace {
   throw error{to_error_info(err, context)};
 }
 
+/// Jobs a facade call runs on its caller's thread before it waits.
+constexpr int caller_budget = 8;
+
 /// Sends one request to `dest` and waits for its reply, at most `timeout`.
 template <class Result, class Handle, class... Ts>
 void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timespan timeout,
@@ -189,10 +193,25 @@ void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timesp
   auto asker = impl.lease_asker();
   bool timed_out = false;
   auto& self = *asker;
-  auto hdl = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+  auto req = self->new_request_id(caf::message_priority::normal);
+  if (!dest) {
+    failure = caf::make_error(caf::sec::invalid_argument);
+    impl.return_asker(std::move(asker), true);
+    return;
+  }
+  if (impl.remote) {
+    dest->eq_impl(req, self->ctrl(), nullptr, std::forward<Ts>(xs)...);
+  } else {
+    // The actors this request reaches first (a node's supervisor, its
+    // connection worker sending the query) run right here on the caller's
+    // thread instead of waking a scheduler thread; then the caller waits.
+    detail::inline_unit here{*impl.sys};
+    dest->eq_impl(req, self->ctrl(), &here, std::forward<Ts>(xs)...);
+    here.run(caller_budget);
+  }
   caf::blocking_actor::accept_one_cond one;
   self->varargs_receive(
-    one, hdl.id(), [&](Result& value) { out = std::move(value); },
+    one, req.response_id(), [&](Result& value) { out = std::move(value); },
     [&](caf::error& err) { failure = std::move(err); },
     caf::after(timeout) >> [&] {
       timed_out = true;

@@ -1,13 +1,11 @@
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
-#include <unordered_map>
 
 #include <caf/actor.hpp>
+#include <caf/fwd.hpp>
 
 namespace pgcm::detail {
 
@@ -17,14 +15,28 @@ namespace pgcm::detail {
 ///
 /// Interest is one-shot: after `watch(id, fd, ...)` the actor receives one
 /// `(io_atom, uint32_t events)` message when the socket becomes ready and must
-/// call `watch` again for the next one. Thread-safe. Stops and joins its thread
-/// in the destructor (owned by shared_ptr by the actors that use it).
+/// call `watch` again for the next one. Thread-safe.
+///
+/// The thread is also a CAF execution unit (`inline_unit`): the actor it
+/// wakes runs on it at once (no hand-over to a scheduler thread, no second
+/// wake-up) if it is one of pgcm's core actors, and so do the core actors
+/// that one makes runnable (the supervisor a worker reports to, ...), up to
+/// `inline_budget` jobs per wake-up; the rest, and every application actor
+/// (the requester a worker answers), goes to the actor system's scheduler.
+///
+/// Stops in the destructor (owned by shared_ptr by the actors that use it):
+/// joins its thread, or detaches it when the last owner is an actor running
+/// on that very thread (the loop then ends after the current job).
 class reactor {
 public:
-  reactor();
+  explicit reactor(caf::actor_system& sys);
   ~reactor();
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;
+
+  /// Jobs run on the reactor thread per wake-up before the rest is handed
+  /// to the scheduler.
+  static constexpr int inline_budget = 16;
 
   /// Registers `target`; returns the id for watch/remove.
   std::uint64_t add(caf::actor target);
@@ -45,14 +57,8 @@ public:
   static constexpr int max_cancel_threads = 64;
 
 private:
-  void run();
-
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::mutex mtx_;
-  std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, caf::actor> targets_;
+  struct core; // shared by the owner and the thread (outlives either)
+  std::shared_ptr<core> core_;
   std::thread thread_;
 };
 

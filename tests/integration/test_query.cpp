@@ -6,6 +6,14 @@
 #include <atomic>
 #include <thread>
 
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include <pgcm/messages/protocol.hpp>
+#include <pgcm/scheduler.hpp>
+
 #include "fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -231,3 +239,31 @@ BOOST_AUTO_TEST_CASE(many_threads_at_once_each_get_their_answer) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A facade call runs the actors its request reaches first (supervisor,
+// connection worker) on the caller's thread, and the reactor runs the worker
+// that reads the answer on its own: neither waits for a scheduler thread.
+// With an application's actor system whose only scheduler thread is busy for
+// 3 s, single-node queries still answer at once.
+BOOST_AUTO_TEST_CASE(queries_answer_while_every_scheduler_thread_is_busy) {
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  use_pgcm_scheduler(cfg);
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  {
+    connection_manager mgr{sys, test::fast_options()};
+    mgr.initialize({{"node0", test::node("node0")}});
+    BOOST_REQUIRE_EQUAL(mgr.query("node0", "SELECT 1")[0].get<int>(0), 1);
+    auto blocker = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+      return {[](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds{ms}); }};
+    });
+    caf::anon_send(blocker, 3000);
+    std::this_thread::sleep_for(100ms); // the blocker now holds the only thread
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i)
+      BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT $1::int", {i})[0].get<int>(0), i);
+    BOOST_CHECK_LT(test::ms_since(start), 1500); // not after the blocker's 3 s
+    mgr.shutdown();
+  }
+}

@@ -1,0 +1,61 @@
+#include "inline_unit.hpp"
+
+#include <cstring>
+
+#include <caf/actor_system.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+
+namespace pgcm::detail {
+
+inline_unit::inline_unit(caf::actor_system& sys)
+    : caf::execution_unit(&sys), owner_(std::this_thread::get_id()) {
+  // nop
+}
+
+inline_unit::~inline_unit() {
+  run(0);
+}
+
+namespace {
+
+/// pgcm's own actors name themselves "pgcm.<role>" (their state's `name`).
+bool is_pgcm_actor(caf::resumable* job) {
+  auto a = dynamic_cast<caf::scheduled_actor*>(job);
+  return a != nullptr && std::strncmp(a->name(), "pgcm.", 5) == 0;
+}
+
+} // namespace
+
+void inline_unit::exec_later(caf::resumable* job) {
+  if (std::this_thread::get_id() == owner_ && is_pgcm_actor(job))
+    jobs_.push_back(job);
+  else // an application's actor, or (never today) another thread
+    system().scheduler().enqueue(job);
+}
+
+void inline_unit::run(int budget) {
+  auto max_throughput = system().scheduler().max_throughput();
+  while (!jobs_.empty()) {
+    auto job = jobs_.front();
+    jobs_.pop_front();
+    if (budget-- <= 0) {
+      system().scheduler().enqueue(job);
+      continue;
+    }
+    switch (job->resume(this, max_throughput)) {
+    case caf::resumable::resume_later:
+      jobs_.push_back(job);
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+      intrusive_ptr_release(job);
+      break;
+    default: // shutdown_execution_unit: only the scheduler's own helper
+      break;
+    }
+  }
+}
+
+} // namespace pgcm::detail
