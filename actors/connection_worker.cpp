@@ -194,7 +194,10 @@ void arm(self_ptr self, bool writable) {
   // closed by libpq, which dropped it from the epoll set; its number may
   // already belong to another worker's socket, so never EPOLL_CTL_DEL it.
   st.watched_fd = fd;
-  st.cfg.io->watch(st.reg_id, fd, true, writable);
+  // Connecting (TLS handshake, SCRAM's key derivation) costs milliseconds of
+  // CPU: that runs on the scheduler's threads, in parallel for many
+  // connections, not one after another on the reactor thread.
+  st.cfg.io->watch(st.reg_id, fd, true, writable, st.state != worker_state::connecting);
 }
 
 void schedule(self_ptr self, std::int64_t at_ns) {

@@ -28,6 +28,9 @@ namespace {
 
 std::atomic<int> cancel_threads{0};
 
+/// In an epoll event's data next to the target id: run it on the scheduler.
+constexpr std::uint64_t not_inline_bit = std::uint64_t{1} << 63;
+
 } // namespace
 
 struct reactor::core {
@@ -97,10 +100,10 @@ std::uint64_t reactor::add(caf::actor target) {
   return id;
 }
 
-bool reactor::watch(std::uint64_t id, int fd, bool readable, bool writable) {
+bool reactor::watch(std::uint64_t id, int fd, bool readable, bool writable, bool run_inline) {
   epoll_event ev{};
   ev.events = EPOLLONESHOT | (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
-  ev.data.u64 = id;
+  ev.data.u64 = run_inline ? id : id | not_inline_bit;
   if (epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0)
     return true;
   if (errno == ENOENT)
@@ -129,15 +132,16 @@ void reactor::core::run() {
       {
         std::lock_guard<std::mutex> guard{mtx};
         for (int i = 0; i < n; ++i) {
-          auto id = events[i].data.u64;
-          if (id == 0) {
+          auto data = events[i].data.u64;
+          if (data == 0) {
             std::uint64_t buf;
             [[maybe_unused]] auto r = ::read(wake_fd, &buf, sizeof(buf));
             continue;
           }
-          auto it = targets.find(id);
-          if (it != targets.end()) // the actor becomes runnable on `unit`
-            it->second->eq_impl(caf::make_message_id(), nullptr, &unit, io_atom::value,
+          auto it = targets.find(data & ~not_inline_bit);
+          if (it != targets.end()) // the actor becomes runnable on `unit` (or the scheduler)
+            it->second->eq_impl(caf::make_message_id(), nullptr,
+                                (data & not_inline_bit) ? nullptr : &unit, io_atom::value,
                                 static_cast<std::uint32_t>(events[i].events));
         }
       }

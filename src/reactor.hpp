@@ -41,8 +41,10 @@ public:
   /// Registers `target`; returns the id for watch/remove.
   std::uint64_t add(caf::actor target);
 
-  /// (Re)arms one-shot interest in `fd`. Returns false (errno set) on failure.
-  bool watch(std::uint64_t id, int fd, bool readable, bool writable);
+  /// (Re)arms one-shot interest in `fd`. With `run_inline` false the event's
+  /// actor runs on the scheduler instead of the reactor thread (CPU-heavy
+  /// steps). Returns false (errno set) on failure.
+  bool watch(std::uint64_t id, int fd, bool readable, bool writable, bool run_inline = true);
 
   /// Stops watching `fd` (if >= 0) and forgets `id`; no message is sent for it
   /// afterwards unless one is already on its way.
