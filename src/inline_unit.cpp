@@ -20,16 +20,18 @@ inline_unit::~inline_unit() {
 
 namespace {
 
-/// pgcm's own actors name themselves "pgcm.<role>" (their state's `name`).
-bool is_pgcm_actor(caf::resumable* job) {
+/// pgcm's core actors name themselves "pgcm.core.<role>" (their state's
+/// `name`).
+bool runs_inline(caf::resumable* job) {
+  constexpr char prefix[] = "pgcm.core.";
   auto a = dynamic_cast<caf::scheduled_actor*>(job);
-  return a != nullptr && std::strncmp(a->name(), "pgcm.", 5) == 0;
+  return a != nullptr && std::strncmp(a->name(), prefix, sizeof(prefix) - 1) == 0;
 }
 
 } // namespace
 
 void inline_unit::exec_later(caf::resumable* job) {
-  if (std::this_thread::get_id() == owner_ && is_pgcm_actor(job))
+  if (std::this_thread::get_id() == owner_ && runs_inline(job))
     jobs_.push_back(job);
   else // an application's actor, or (never today) another thread
     system().scheduler().enqueue(job);

@@ -10,11 +10,13 @@
 // here; the rest, and anything left when the unit goes, goes to the
 // scheduler.
 //
-// Only pgcm's own actors run here (their state's name starts with "pgcm."):
-// they never block and take no application locks. An application's actors
-// (a requester receiving its answer, an event subscriber) still run on the
-// scheduler's threads, so code that breaks CAF's rule and blocks in an
-// event-based actor cannot stall pgcm's I/O or a caller's thread.
+// Only pgcm's core actors run here (manager, node supervisors, connection
+// workers, health probes: their state's name starts with "pgcm.core."): they
+// never block and run no application code. An application's actors (a
+// requester receiving its answer, an event subscriber, the state store with
+// its change callback) still run on the scheduler's threads, so code that
+// breaks CAF's rule and blocks in an event-based actor cannot stall pgcm's
+// I/O or a caller's thread.
 
 #include <deque>
 #include <thread>

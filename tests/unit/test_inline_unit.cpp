@@ -9,8 +9,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,6 +56,16 @@ struct core_state {
 
 caf::behavior core_where(caf::stateful_actor<core_state>* self, caf::actor report,
                          caf::actor next) {
+  return where(self, std::move(report), std::move(next));
+}
+
+/// Named like pgcm's state store: pgcm's, but it runs application callbacks.
+struct store_state {
+  static inline const char* name = "pgcm.state_store";
+};
+
+caf::behavior store_where(caf::stateful_actor<store_state>* self, caf::actor report,
+                          caf::actor next) {
   return where(self, std::move(report), std::move(next));
 }
 
@@ -108,16 +120,27 @@ BOOST_AUTO_TEST_CASE(an_application_actor_runs_on_the_scheduler_not_inline) {
   caf::actor_system sys{config(cfg, 2)};
   caf::scoped_actor self{sys};
   auto app = sys.spawn<caf::lazy_init>(where, caf::actor{self}, caf::actor{});
+  auto store = sys.spawn<caf::lazy_init>(store_where, caf::actor{self}, caf::actor{});
   auto core = sys.spawn<caf::lazy_init>(core_where, caf::actor{self}, app);
   {
     pgcm::detail::inline_unit unit{sys};
     core->eq_impl(caf::make_message_id(), nullptr, &unit, 5);
+    store->eq_impl(caf::make_message_id(), nullptr, &unit, 6);
     unit.run(10);
   }
-  BOOST_CHECK(reported(self, 5) == std::this_thread::get_id()); // core
-  BOOST_CHECK(reported(self, 5) != std::this_thread::get_id()); // app
-  self->send_exit(core, caf::exit_reason::user_shutdown);
-  self->send_exit(app, caf::exit_reason::user_shutdown);
+  // core and app report 5, store reports 6: match by value, in any order.
+  std::map<int, std::vector<std::thread::id>> on;
+  for (int i = 0; i < 3; ++i)
+    self->receive([&](int x, std::thread::id id) { on[x].push_back(id); },
+                  caf::after(10s) >> [] { BOOST_FAIL("no report"); });
+  auto me = std::this_thread::get_id();
+  BOOST_REQUIRE_EQUAL(on[5].size(), 2u);
+  BOOST_REQUIRE_EQUAL(on[6].size(), 1u);
+  BOOST_CHECK(on[5][0] == me); // core: reports first, from this thread
+  BOOST_CHECK(on[5][1] != me); // app
+  BOOST_CHECK(on[6][0] != me); // the state store's kind
+  for (auto& a : {core, app, store})
+    self->send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(jobs_left_in_a_unit_go_to_the_scheduler) {
