@@ -44,7 +44,7 @@ struct fan_out {
 };
 
 struct manager_data {
-  static inline const char* name = "pgcm.core.cluster_manager"; // runs inline: see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.cluster_manager"; // see src/inline_unit.hpp
   manager_options opts;
   // Fan-outs waiting for nodes. Their guard against a lost node answer is
   // one sweep timer for all of them, not a CAF request timeout per node

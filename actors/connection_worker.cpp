@@ -45,7 +45,7 @@ struct inflight {
 };
 
 struct worker_data {
-  static inline const char* name = "pgcm.core.connection_worker"; // runs inline: see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.connection_worker"; // see src/inline_unit.hpp
   worker_config cfg;
   worker_owner_actor owner;
   std::unique_ptr<detail::pq_connection> conn;

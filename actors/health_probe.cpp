@@ -18,7 +18,7 @@ namespace {
 using namespace std::chrono;
 
 struct probe_data {
-  static inline const char* name = "pgcm.core.health_probe"; // runs inline: see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.health_probe"; // see src/inline_unit.hpp
   probe_config cfg;
   node_supervisor_actor supervisor;
   connection_worker_actor worker;

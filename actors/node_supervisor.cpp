@@ -55,7 +55,7 @@ struct waiting_request {
 };
 
 struct supervisor_data {
-  static inline const char* name = "pgcm.core.node_supervisor"; // runs inline: see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.node_supervisor"; // see src/inline_unit.hpp
   std::string node_id;
   node_config cfg;
   manager_options opts;

@@ -190,15 +190,14 @@ void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timesp
   // per call (set and cancel). Every pgcm actor answers by the request's
   // deadline; the guard against a lost reply is this thread's own timed
   // wait (`after`), which involves no other thread.
+  if (!dest) {
+    failure = caf::make_error(caf::sec::invalid_argument);
+    return;
+  }
   auto asker = impl.lease_asker();
   bool timed_out = false;
   auto& self = *asker;
   auto req = self->new_request_id(caf::message_priority::normal);
-  if (!dest) {
-    failure = caf::make_error(caf::sec::invalid_argument);
-    impl.return_asker(std::move(asker), true);
-    return;
-  }
   if (impl.remote) {
     dest->eq_impl(req, self->ctrl(), nullptr, std::forward<Ts>(xs)...);
   } else {

@@ -9,7 +9,8 @@
 // (caller -> node supervisor -> connection worker -> caller) then costs no
 // thread wake-up and no context switch; work arriving from outside the
 // scheduler goes through the central queue (pgcm's reactor thread and facade
-// callers run pgcm's own actors themselves: src/inline_unit.hpp). A slot's previous occupant moves to the central queue, and a worker
+// callers run pgcm's core actors themselves: src/inline_unit.hpp). A slot's
+// previous occupant moves to the central queue, and a worker
 // serves the central queue first after 16 slot jobs in a row, so no actor
 // waits behind a chain of hops. See the README (design, scheduler) for the
 // measurements behind it.
