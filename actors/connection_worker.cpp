@@ -11,10 +11,12 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "inline_unit.hpp"
 #include "log.hpp"
 #include "pgcm/messages/error.hpp"
 #include "pq_connection.hpp"
 #include "reactor.hpp"
+#include "socket_lend.hpp"
 
 namespace pgcm {
 
@@ -52,6 +54,17 @@ struct worker_data {
   worker_state state = worker_state::connecting;
   std::uint64_t reg_id = 0;
   int watched_fd = -1;
+  /// Set while the socket is lent to the facade caller whose query is the
+  /// only one in flight (the reactor does not watch it meanwhile).
+  std::shared_ptr<detail::socket_lend> lend;
+
+  /// Ends a lend: the caller stops polling and waits for its reply.
+  void take_back() {
+    if (lend) {
+      lend->revoke();
+      lend.reset();
+    }
+  }
 
   /// The watched socket if libpq still holds it open, else -1. libpq closes
   /// its socket itself when a read or a connect attempt fails; that number
@@ -105,6 +118,7 @@ struct worker_data {
     // server keeps running it after the connection is closed.
     if (conn && !finished && !queue.empty() && state != worker_state::connecting)
       detail::reactor::cancel_async(conn->make_cancel());
+    take_back();
     if (cfg.io)
       cfg.io->remove(reg_id, owned_watched_fd());
   }
@@ -187,6 +201,7 @@ void set_state(self_ptr self, worker_state s, std::string error = {}) {
 
 void arm(self_ptr self, bool writable) {
   auto& st = self->state;
+  st.take_back();
   int fd = st.conn->socket();
   if (fd < 0)
     return;
@@ -198,6 +213,27 @@ void arm(self_ptr self, bool writable) {
   // CPU: that runs on the scheduler's threads, in parallel for many
   // connections, not one after another on the reactor thread.
   st.cfg.io->watch(st.reg_id, fd, true, writable, st.state != worker_state::connecting);
+}
+
+/// Lends the socket to the facade caller this worker runs on if the query
+/// about to be sent is that caller's and will be the only one in flight
+/// (socket_lend.hpp).
+void lend_socket(self_ptr self, caf::response_promise& rp) {
+  auto& st = self->state;
+  auto* unit = dynamic_cast<detail::inline_unit*>(self->context());
+  if (unit == nullptr)
+    return;
+  auto& offer = unit->offered();
+  if (!offer || offer->wake_fd < 0 || offer->lent
+      || offer->asker != rp.source().get())
+    return;
+  int fd = st.conn->socket();
+  if (fd < 0 || fd != st.watched_fd || !st.cfg.io->pause(st.reg_id, fd))
+    return;
+  offer->fd = fd;
+  offer->worker = caf::actor_cast<caf::actor>(self);
+  offer->lent = true;
+  st.lend = offer;
 }
 
 void schedule(self_ptr self, std::int64_t at_ns) {
@@ -221,6 +257,7 @@ std::string timeout_message(const worker_data& st, const query_job& job) {
 void finish(self_ptr self, worker_state final_state, const caf::error& err, bool retry_safe) {
   auto& st = self->state;
   st.finished = true;
+  st.take_back();
   for (auto& f : st.queue) {
     if (f.abandoned) {
       ++st.pending_report.timed_out;
@@ -371,6 +408,15 @@ void on_readable(self_ptr self, bool writable_too) {
       return;
   }
   send_report(self);
+  // The caller the socket is lent to ran this and its result is still
+  // incomplete (it came in more than one segment): it polls on.
+  if (st.lend && std::this_thread::get_id() == st.lend->waiter && st.lend->polling) {
+    ++st.lend->reads_here;
+    if (flushed == 0 && !st.queue.empty() && st.queue.front().rp.pending()
+        && static_cast<caf::response_promise&>(st.queue.front().rp).source().get()
+             == st.lend->asker)
+      return;
+  }
   arm(self, flushed == 1);
 }
 
@@ -408,6 +454,8 @@ void on_tick(self_ptr self) {
     self->quit(); // end of the linger time
     return;
   }
+  if (st.lend)
+    arm(self, false); // a request may be answered here: the caller must not wait on the socket
   auto now = steady_now_ns();
   st.timer_at_ns = 0;
   if (st.state == worker_state::connecting) {
@@ -514,6 +562,11 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         }
         st.done.clear();
       }
+      // Lent before the query leaves: its answer may come back before this
+      // thread runs again, and the reactor must not take it.
+      bool behind_a_lent_one = !st.queue.empty() && st.lend;
+      if (st.queue.empty())
+        lend_socket(self, rp);
       if (!st.conn->send(job.sql, job.params, err)) {
         st.queue.push_back(inflight{rp, std::move(job), false, true});
         fail_connection(self, err, true); // nothing reached the server
@@ -526,8 +579,11 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         fail_connection(self, st.conn->last_error(), false);
         return rp;
       }
-      if (flushed == 1)
-        arm(self, true);
+      // A request queued behind a lent one ends the lend: its caller waits in
+      // its mailbox and the reactor reads for both (a lent socket is never
+      // watched by the reactor too, so no answer wakes two threads).
+      if (flushed == 1 || behind_a_lent_one)
+        arm(self, flushed == 1);
       schedule(self, deadline);
       return rp;
     },

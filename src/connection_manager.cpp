@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -15,6 +16,7 @@
 
 #include "inline_unit.hpp"
 #include "log.hpp"
+#include "socket_lend.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
@@ -79,12 +81,21 @@ struct facade_impl {
 
   // Blocking actors for request_blocking, reused: creating and destroying a
   // scoped_actor per call costs a trip to CAF's clock thread (an actor's
-  // end cancels its timeouts there) besides the allocation.
+  // end cancels its timeouts there) besides the allocation. Each comes with
+  // the socket_lend its caller offers to connection workers.
+  struct asker {
+    explicit asker(caf::actor_system& sys)
+        : self(sys), lend(std::make_shared<socket_lend>()) {
+      lend->asker = self->ctrl();
+    }
+    caf::scoped_actor self;
+    std::shared_ptr<socket_lend> lend;
+  };
   std::mutex askers_mtx;
-  std::vector<std::unique_ptr<caf::scoped_actor>> askers;
+  std::vector<std::unique_ptr<asker>> askers;
   bool askers_closed = false;
 
-  std::unique_ptr<caf::scoped_actor> lease_asker() {
+  std::unique_ptr<asker> lease_asker() {
     {
       std::lock_guard<std::mutex> guard{askers_mtx};
       if (!askers.empty()) {
@@ -93,12 +104,12 @@ struct facade_impl {
         return out;
       }
     }
-    return std::make_unique<caf::scoped_actor>(*sys);
+    return std::make_unique<asker>(*sys);
   }
 
   /// Takes it back, unless the pool is closed or the actor may still get a
   /// late reply (then it is destroyed).
-  void return_asker(std::unique_ptr<caf::scoped_actor> x, bool clean) {
+  void return_asker(std::unique_ptr<asker> x, bool clean) {
     if (clean) {
       std::lock_guard<std::mutex> guard{askers_mtx};
       if (!askers_closed) {
@@ -111,7 +122,7 @@ struct facade_impl {
 
   /// Before the actor system goes: no blocking actor may outlive it.
   void close_askers() {
-    std::vector<std::unique_ptr<caf::scoped_actor>> doomed;
+    std::vector<std::unique_ptr<asker>> doomed;
     {
       std::lock_guard<std::mutex> guard{askers_mtx};
       askers_closed = true;
@@ -194,29 +205,37 @@ void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timesp
     failure = caf::make_error(caf::sec::invalid_argument);
     return;
   }
-  auto asker = impl.lease_asker();
+  auto until = caf::actor_clock::clock_type::now() + timeout;
+  auto leased = impl.lease_asker();
   bool timed_out = false;
-  auto& self = *asker;
+  auto& self = leased->self;
   auto req = self->new_request_id(caf::message_priority::normal);
   if (impl.remote) {
     dest->eq_impl(req, self->ctrl(), nullptr, std::forward<Ts>(xs)...);
   } else {
     // The actors this request reaches first (a node's supervisor, its
     // connection worker sending the query) run right here on the caller's
-    // thread instead of waking a scheduler thread; then the caller waits.
+    // thread instead of waking a scheduler thread; then the caller waits,
+    // on the query's socket itself if the worker lent it.
     detail::inline_unit here{*impl.sys};
+    auto& lend = *leased->lend;
+    lend.waiter.store(std::this_thread::get_id());
+    here.offer(leased->lend);
     dest->eq_impl(req, self->ctrl(), &here, std::forward<Ts>(xs)...);
     here.run(caller_budget);
+    here.offer(nullptr);
+    if (lend.worker)
+      lend.await(here, until, caller_budget);
   }
   caf::blocking_actor::accept_one_cond one;
   self->varargs_receive(
     one, req.response_id(), [&](Result& value) { out = std::move(value); },
     [&](caf::error& err) { failure = std::move(err); },
-    caf::after(timeout) >> [&] {
+    caf::after(std::max(caf::timespan{0}, until - caf::actor_clock::clock_type::now())) >> [&] {
       timed_out = true;
       failure = caf::make_error(caf::sec::request_timeout);
     });
-  impl.return_asker(std::move(asker), !timed_out);
+  impl.return_asker(std::move(leased), !timed_out);
   log::release_caf_thread_logger();
 }
 

@@ -19,12 +19,15 @@
 // I/O or a caller's thread.
 
 #include <deque>
+#include <memory>
 #include <thread>
 
 #include <caf/execution_unit.hpp>
 #include <caf/fwd.hpp>
 
 namespace pgcm::detail {
+
+struct socket_lend;
 
 class inline_unit final : public caf::execution_unit {
 public:
@@ -41,8 +44,20 @@ public:
   /// Returns with nothing queued.
   void run(int budget);
 
+  /// A facade caller offers to wait on its query's socket itself (see
+  /// socket_lend.hpp); the connection worker that sends the query while it
+  /// runs here may take the offer.
+  void offer(std::shared_ptr<socket_lend> x) {
+    offer_ = std::move(x);
+  }
+
+  const std::shared_ptr<socket_lend>& offered() const {
+    return offer_;
+  }
+
 private:
   std::thread::id owner_;
+  std::shared_ptr<socket_lend> offer_;
   std::deque<caf::resumable*> jobs_;
 };
 

@@ -46,6 +46,10 @@ public:
   /// steps). Returns false (errno set) on failure.
   bool watch(std::uint64_t id, int fd, bool readable, bool writable, bool run_inline = true);
 
+  /// Drops the interest in `fd` until the next `watch` (the socket was lent
+  /// to a facade caller who polls it itself: see socket_lend.hpp).
+  bool pause(std::uint64_t id, int fd);
+
   /// Stops watching `fd` (if >= 0) and forgets `id`; no message is sent for it
   /// afterwards unless one is already on its way.
   void remove(std::uint64_t id, int fd);

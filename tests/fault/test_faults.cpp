@@ -130,6 +130,35 @@ BOOST_AUTO_TEST_CASE(blackholed_node_during_queries) {
   BOOST_CHECK(recovers());
 }
 
+BOOST_AUTO_TEST_CASE(a_caller_waiting_on_its_socket_gets_its_timeout_from_a_silent_node) {
+  // One query at a time: the caller waits on the connection's socket itself
+  // (src/socket_lend.hpp). The server never answers, so the socket never
+  // turns readable: the worker's deadline must take the socket back and
+  // wake the caller, which then finds query_timeout in its mailbox, at the
+  // deadline, not at its own guard (the deadline plus 2 s).
+  BOOST_REQUIRE_EQUAL(mgr.query("proxied", "SELECT 1")[0].get<int>(0), 1);
+  proxy.set(fault_proxy::mode::blackhole);
+  std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 2; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    int code = -1;
+    try {
+      mgr.query("proxied", "SELECT 1", {}, 300ms);
+    } catch (const error& e) {
+      code = static_cast<int>(e.code());
+    }
+    auto took = test::ms_since(start);
+    BOOST_TEST_CONTEXT("query " << i << " took " << took << " ms") {
+      BOOST_CHECK(code == static_cast<int>(errc::query_timeout)
+                  || code == static_cast<int>(errc::connection_failed));
+      BOOST_CHECK_GE(took, 250);
+      BOOST_CHECK_LT(took, 300 + 1000);
+    }
+  }
+  proxy.set(fault_proxy::mode::pass);
+  BOOST_CHECK(recovers());
+}
+
 BOOST_AUTO_TEST_CASE(blackholed_during_connect_and_removal_is_not_held_up) {
   proxy.set(fault_proxy::mode::blackhole);
   // Connections opened now hang in the handshake: the connect deadline ends them.

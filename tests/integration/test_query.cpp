@@ -4,7 +4,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <dirent.h>
+#include <fstream>
+#include <string>
 #include <thread>
+#include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -21,6 +25,28 @@ using namespace pgcm;
 using pgcm::test::cluster;
 
 namespace {
+
+/// Voluntary context switches (a thread went to sleep and was woken) of
+/// every thread of this process but the calling one.
+long other_threads_wakeups() {
+  long total = 0;
+  auto self = std::to_string(gettid());
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr)
+    return -1;
+  while (auto* e = readdir(dir)) {
+    std::string tid = e->d_name;
+    if (tid == "." || tid == ".." || tid == self)
+      continue;
+    std::ifstream in{"/proc/self/task/" + tid + "/status"};
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+        total += std::stol(line.substr(line.find(':') + 1));
+  }
+  closedir(dir);
+  return total;
+}
 
 struct manager_fixture {
   connection_manager mgr{test::fast_options()};
@@ -266,4 +292,39 @@ BOOST_AUTO_TEST_CASE(queries_answer_while_every_scheduler_thread_is_busy) {
     BOOST_CHECK_LT(test::ms_since(start), 1500); // not after the blocker's 3 s
     mgr.shutdown();
   }
+}
+
+// A facade query that is the only one on its connection is waited for on
+// its socket by the caller itself (src/socket_lend.hpp): the caller sends
+// it, sleeps in poll() and reads the answer; no other thread (the reactor, a
+// scheduler thread) has to wake up for it, as for a raw libpq client.
+BOOST_AUTO_TEST_CASE(a_facade_query_alone_on_its_connection_wakes_no_other_thread) {
+  auto opts = test::fast_options();
+  opts.health_check_interval = 30s; // no probe traffic meanwhile
+  connection_manager mgr{opts};
+  auto cfg = test::node("node0");
+  cfg.pool.min = 2;
+  mgr.initialize({{"node0", cfg}});
+  BOOST_REQUIRE_EQUAL(mgr.query("node0", "SELECT 1")[0].get<int>(0), 1);
+  std::this_thread::sleep_for(300ms); // let start-up events and reports settle
+  constexpr int n = 300;
+  auto before = other_threads_wakeups();
+  for (int i = 0; i < n; ++i)
+    BOOST_REQUIRE_EQUAL(mgr.query("node0", "SELECT $1::int", {i})[0].get<int>(0), i);
+  auto woken = other_threads_wakeups() - before;
+  BOOST_TEST_MESSAGE("other threads woke " << woken << " times for " << n << " queries");
+  BOOST_CHECK_GE(before, 0);
+  // Without the lend the reactor alone wakes once per query. A few wake-ups
+  // remain: pool stats published at most every so often, report flushes.
+  BOOST_CHECK_LT(woken, n / 4);
+  // Each lent socket is the reactor's again afterwards: backends the server
+  // ends while idle are noticed and replaced without a query.
+  auto opened = mgr.get_node("node0")->pool.connections_opened;
+  cluster::get().admin_sql("node0", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                    "WHERE backend_type = 'client backend' AND application_name = '"
+                                      + test::app_name() + "'");
+  BOOST_CHECK(test::eventually(
+    [&] { return mgr.get_node("node0")->pool.connections_opened >= opened + 2; }, 5s));
+  BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 7")[0].get<int>(0), 7);
+  mgr.shutdown();
 }
