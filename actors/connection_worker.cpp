@@ -562,9 +562,9 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         }
         st.done.clear();
       }
+      bool behind_a_lent_one = !st.queue.empty() && st.lend;
       // Lent before the query leaves: its answer may come back before this
       // thread runs again, and the reactor must not take it.
-      bool behind_a_lent_one = !st.queue.empty() && st.lend;
       if (st.queue.empty())
         lend_socket(self, rp);
       if (!st.conn->send(job.sql, job.params, err)) {
