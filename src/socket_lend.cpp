@@ -57,7 +57,12 @@ void socket_lend::await(inline_unit& here, caf::actor_clock::time_point until, i
       std::uint64_t buf;
       [[maybe_unused]] auto r = ::read(wake_fd, &buf, sizeof(buf));
     }
-    if (fds[0].revents != 0 && lent.load()) run_worker();
+    if (fds[0].revents != 0 && lent.load()) {
+      auto before = reads_here;
+      run_worker();
+      if (reads_here == before)
+        fds[0].fd = -1; // it reads on another thread, then takes the socket back
+    }
   }
   polling = false;
   // Out of time (or poll failed) with the socket still lent: the worker
