@@ -228,7 +228,8 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
       || offer->asker != rp.source().get())
     return;
   int fd = st.conn->socket();
-  if (fd < 0 || fd != st.watched_fd || !st.cfg.io->pause(st.reg_id, fd))
+  // The reactor stops watching it (no interest until the next arm).
+  if (fd < 0 || fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false))
     return;
   offer->fd = fd;
   offer->worker = caf::actor_cast<caf::actor>(self);
@@ -409,12 +410,13 @@ void on_readable(self_ptr self, bool writable_too) {
   }
   send_report(self);
   // The caller the socket is lent to ran this and its result is still
-  // incomplete (it came in more than one segment): it polls on.
+  // incomplete (it came in more than one segment): it polls on. While a lend
+  // stands the queue holds nothing but that caller's request (a request
+  // behind it or a deadline ends the lend; answering it or handing it back
+  // empties the queue), so anything queued is its, still unanswered.
   if (st.lend && std::this_thread::get_id() == st.lend->waiter && st.lend->polling) {
     ++st.lend->reads_here;
-    if (flushed == 0 && !st.queue.empty() && st.queue.front().rp.pending()
-        && static_cast<caf::response_promise&>(st.queue.front().rp).source().get()
-             == st.lend->asker)
+    if (flushed == 0 && !st.queue.empty())
       return;
   }
   arm(self, flushed == 1);

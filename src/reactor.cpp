@@ -111,13 +111,6 @@ bool reactor::watch(std::uint64_t id, int fd, bool readable, bool writable, bool
   return false;
 }
 
-bool reactor::pause(std::uint64_t id, int fd) {
-  epoll_event ev{};
-  ev.events = EPOLLONESHOT; // errors and hang-ups still report, once
-  ev.data.u64 = id;
-  return epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0;
-}
-
 void reactor::remove(std::uint64_t id, int fd) {
   if (fd >= 0)
     epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);

@@ -43,12 +43,10 @@ public:
 
   /// (Re)arms one-shot interest in `fd`. With `run_inline` false the event's
   /// actor runs on the scheduler instead of the reactor thread (CPU-heavy
-  /// steps). Returns false (errno set) on failure.
+  /// steps). Neither readable nor writable: no interest until the next
+  /// `watch` (errors and hang-ups still report, once). Returns false (errno
+  /// set) on failure.
   bool watch(std::uint64_t id, int fd, bool readable, bool writable, bool run_inline = true);
-
-  /// Drops the interest in `fd` until the next `watch` (the socket was lent
-  /// to a facade caller who polls it itself: see socket_lend.hpp).
-  bool pause(std::uint64_t id, int fd);
 
   /// Stops watching `fd` (if >= 0) and forgets `id`; no message is sent for it
   /// afterwards unless one is already on its way.
