@@ -78,20 +78,16 @@ void broadcast(self_ptr self, const node_event& ev) {
 /// The supervisor of node `id`, or why there is none.
 caf::expected<node_supervisor_actor> supervisor_of(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  if (st.shutting_down)
-    return shutting_down_error();
+  if (st.shutting_down) return shutting_down_error();
   auto it = st.nodes.find(id);
-  if (it == st.nodes.end())
-    return not_found(id);
+  if (it == st.nodes.end()) return not_found(id);
   return it->second.supervisor;
 }
 
 void fan_out_answered(self_ptr self, std::uint64_t key, fan_out& agg, std::size_t i) {
-  if (agg.done || agg.answered[i])
-    return; // already answered for this node by the sweep
+  if (agg.done || agg.answered[i]) return; // already answered for this node by the sweep
   agg.answered[i] = true;
-  if (--agg.remaining > 0)
-    return;
+  if (--agg.remaining > 0) return;
   agg.done = true;
   agg.rp.deliver(std::move(agg.results));
   self->state.fan_outs.erase(key);
@@ -101,8 +97,7 @@ constexpr auto sweep_interval = milliseconds{250};
 
 void schedule_sweep(self_ptr self) {
   auto& st = self->state;
-  if (st.sweep_scheduled || st.fan_outs.empty())
-    return;
+  if (st.sweep_scheduled || st.fan_outs.empty()) return;
   st.sweep_scheduled = true;
   self->delayed_send(self, sweep_interval, tick_atom::value, std::uint64_t{0});
 }
@@ -121,12 +116,11 @@ void sweep_fan_outs(self_ptr self) {
       continue;
     }
     for (std::size_t i = 0; i < agg.results.size(); ++i) {
-      if (agg.answered[i])
-        continue;
+      if (agg.answered[i]) continue;
       auto& entry = agg.results[i];
       entry.success = false;
-      entry.error = to_error_info(make_error(errc::query_timeout, "node " + entry.node_id
-                                                                    + ": no answer by the deadline"));
+      entry.error = to_error_info(
+          make_error(errc::query_timeout, "node " + entry.node_id + ": no answer by the deadline"));
     }
     agg.done = true;
     agg.rp.deliver(std::move(agg.results));
@@ -187,15 +181,13 @@ caf::typed_response_promise<ok_atom> add_nodes(self_ptr self, std::vector<node_e
     node.supervisor = spawn_node_supervisor(self->system(), self, id, node.cfg, st.opts, st.io);
     self->monitor(node.supervisor);
     self->request(node.supervisor, caf::infinite, start_atom::value)
-      .then(
-        [rp, remaining](ok_atom) mutable {
-          if (--*remaining == 0)
-            rp.deliver(ok_atom::value);
-        },
-        [rp, remaining](caf::error&) mutable {
-          if (--*remaining == 0)
-            rp.deliver(ok_atom::value);
-        });
+        .then(
+            [rp, remaining](ok_atom) mutable {
+              if (--*remaining == 0) rp.deliver(ok_atom::value);
+            },
+            [rp, remaining](caf::error&) mutable {
+              if (--*remaining == 0) rp.deliver(ok_atom::value);
+            });
   }
   return rp;
 }
@@ -210,11 +202,11 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     auto& subs = st.subscribers;
-    subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](const event_subscriber_actor& s) { return s.address() == dm.source; }),
-               subs.end());
-    if (st.shutting_down)
-      return;
+    subs.erase(
+        std::remove_if(subs.begin(), subs.end(),
+                       [&](const event_subscriber_actor& s) { return s.address() == dm.source; }),
+        subs.end());
+    if (st.shutting_down) return;
     for (auto& [id, n] : st.nodes)
       if (n.supervisor && n.supervisor.address() == dm.source) {
         log::error("node {}: supervisor terminated unexpectedly ({}); restarting it", id,
@@ -222,242 +214,231 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         n.supervisor = spawn_node_supervisor(self->system(), self, id, n.cfg, st.opts, st.io);
         self->monitor(n.supervisor);
         self->request(n.supervisor, caf::infinite, start_atom::value)
-          .then([](ok_atom) {}, [](caf::error&) {});
+            .then([](ok_atom) {}, [](caf::error&) {});
         return;
       }
   });
   return {
-    [=](initialize_atom, std::vector<node_entry>& entries) -> caf::result<ok_atom> {
-      return add_nodes(self, std::move(entries));
-    },
-    [=](add_node_atom, std::string& id, node_config& cfg) -> caf::result<ok_atom> {
-      std::vector<node_entry> one;
-      one.emplace_back(std::move(id), std::move(cfg));
-      return add_nodes(self, std::move(one));
-    },
-    [=](remove_node_atom, const std::string& id) -> caf::result<ok_atom> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<ok_atom>();
-      if (st.shutting_down) {
-        rp.deliver(shutting_down_error());
-        return rp;
-      }
-      auto it = st.nodes.find(id);
-      if (it == st.nodes.end()) {
-        rp.deliver(not_found(id));
-        return rp;
-      }
-      auto sup = it->second.supervisor;
-      st.nodes.erase(it);
-      remove_from_order(st, id);
-      self->demonitor(sup.address());
-      auto grace = st.opts.shutdown_timeout;
-      self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
-        .then(
-          [=](ok_atom) mutable {
-            log::info("node {}: removed", id);
-            broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-            rp.deliver(ok_atom::value);
-          },
-          [=](caf::error&) mutable {
-            self->send_exit(sup, caf::exit_reason::kill);
-            broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-            rp.deliver(ok_atom::value);
-          });
-      return rp;
-    },
-    [=](query_atom, const std::string& id, std::string& sql, std::vector<param>& params,
-        caf::timespan timeout) -> caf::result<result_set> {
-      auto sup = supervisor_of(self, id);
-      if (!sup)
-        return std::move(sup.error());
-      auto& st = self->state;
-      if (timeout.count() <= 0)
-        timeout = st.opts.query_timeout;
-      auto job = make_query_job(std::move(sql), std::move(params), timeout);
-      return self->delegate(*sup, query_atom::value, std::move(job));
-    },
-    [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
-        bool healthy_only) -> caf::result<std::vector<node_result_set>> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<std::vector<node_result_set>>();
-      if (st.shutting_down) {
-        rp.deliver(shutting_down_error());
-        return rp;
-      }
-      if (timeout.count() <= 0)
-        timeout = st.opts.query_timeout;
-      std::vector<std::pair<std::string, node_supervisor_actor>> targets;
-      for (auto& id : st.order) {
-        auto& n = st.nodes.at(id);
-        if (!healthy_only || n.health.status == health_state::healthy)
-          targets.emplace_back(id, n.supervisor);
-      }
-      if (targets.empty()) {
-        rp.deliver(std::vector<node_result_set>{});
-        return rp;
-      }
-      auto agg = std::make_shared<fan_out>();
-      agg->rp = rp;
-      agg->results.resize(targets.size());
-      agg->answered.resize(targets.size(), false);
-      agg->remaining = targets.size();
-      auto job = make_query_job(std::move(sql), std::move(params), timeout);
-      agg->give_up_ns = job.deadline_ns + duration_cast<nanoseconds>(guard_margin).count();
-      auto key = ++st.next_fan_out;
-      st.fan_outs.emplace(key, agg);
-      schedule_sweep(self);
-      for (std::size_t i = 0; i < targets.size(); ++i) {
-        auto& [id, sup] = targets[i];
-        agg->results[i].node_id = id;
-        auto node_id = id;
-        self->request(sup, caf::infinite, query_atom::value, job)
-          .then(
-            [=](result_set& rs) mutable {
-              auto& entry = agg->results[i];
-              entry.success = true;
-              entry.data = std::move(rs);
-              fan_out_answered(self, key, *agg, i);
-            },
-            [=](caf::error& err) mutable {
-              auto& entry = agg->results[i];
-              entry.success = false;
-              entry.error = to_error_info(err, "node " + node_id);
-              fan_out_answered(self, key, *agg, i);
-            });
-      }
-      return rp;
-    },
-    [=](caf::get_atom, nodes_atom) -> caf::result<std::vector<node_info>> {
-      // Live numbers from every supervisor; the last published snapshot
-      // stands in for a node that does not answer within a second.
-      auto& st = self->state;
-      auto rp = self->make_response_promise<std::vector<node_info>>();
-      struct gather {
-        std::vector<node_info> out;
-        std::size_t remaining;
-      };
-      auto g = std::make_shared<gather>();
-      g->remaining = st.order.size();
-      for (auto& id : st.order)
-        g->out.push_back(info_of(id, st.nodes.at(id)));
-      if (g->remaining == 0) {
-        rp.deliver(std::move(g->out));
-        return rp;
-      }
-      for (std::size_t i = 0; i < st.order.size(); ++i) {
-        auto done = [=]() mutable {
-          if (--g->remaining == 0)
-            rp.deliver(std::move(g->out));
-        };
-        self->request(st.nodes.at(st.order[i]).supervisor, seconds{1}, caf::get_atom::value)
-          .then(
-            [=](node_info& live) mutable {
-              g->out[i] = std::move(live);
-              done();
-            },
-            [=](caf::error&) mutable { done(); });
-      }
-      return rp;
-    },
-    [=](caf::get_atom, node_atom, const std::string& id) -> caf::result<node_info> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<node_info>();
-      auto it = st.nodes.find(id);
-      if (it == st.nodes.end()) {
-        rp.deliver(not_found(id));
-        return rp;
-      }
-      auto cached = info_of(id, it->second);
-      self->request(it->second.supervisor, seconds{1}, caf::get_atom::value)
-        .then([=](node_info& live) mutable { rp.deliver(std::move(live)); },
-              [=](caf::error&) mutable { rp.deliver(cached); });
-      return rp;
-    },
-    [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {
-      auto& subs = self->state.subscribers;
-      if (std::find(subs.begin(), subs.end(), sub) == subs.end()) {
-        self->monitor(sub);
-        subs.push_back(std::move(sub));
-      }
-      return ok_atom::value;
-    },
-    [=](unsubscribe_atom, const event_subscriber_actor& sub) -> ok_atom {
-      auto& subs = self->state.subscribers;
-      auto it = std::find(subs.begin(), subs.end(), sub);
-      if (it != subs.end()) {
-        self->demonitor(it->address());
-        subs.erase(it);
-      }
-      return ok_atom::value;
-    },
-    [=](shutdown_atom) -> caf::result<ok_atom> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<ok_atom>();
-      st.shutdown_waiters.push_back(rp);
-      if (st.shutting_down)
-        return rp; // a second call waits for the same end
-      st.shutting_down = true;
-      log::info("shutting down ({} nodes, up to {} ms)", st.order.size(),
-                st.opts.shutdown_timeout.count());
-      auto remaining = std::make_shared<std::size_t>(st.order.size());
-      auto finish = [self]() {
-        for (auto& waiter : self->state.shutdown_waiters)
-          waiter.deliver(ok_atom::value);
-        self->state.shutdown_waiters.clear();
-        self->quit();
-      };
-      if (*remaining == 0) {
-        finish();
-        return rp;
-      }
-      auto grace = st.opts.shutdown_timeout;
-      for (auto& id : st.order) {
-        auto sup = st.nodes.at(id).supervisor;
+      [=](initialize_atom, std::vector<node_entry>& entries) -> caf::result<ok_atom> {
+        return add_nodes(self, std::move(entries));
+      },
+      [=](add_node_atom, std::string& id, node_config& cfg) -> caf::result<ok_atom> {
+        std::vector<node_entry> one;
+        one.emplace_back(std::move(id), std::move(cfg));
+        return add_nodes(self, std::move(one));
+      },
+      [=](remove_node_atom, const std::string& id) -> caf::result<ok_atom> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<ok_atom>();
+        if (st.shutting_down) {
+          rp.deliver(shutting_down_error());
+          return rp;
+        }
+        auto it = st.nodes.find(id);
+        if (it == st.nodes.end()) {
+          rp.deliver(not_found(id));
+          return rp;
+        }
+        auto sup = it->second.supervisor;
+        st.nodes.erase(it);
+        remove_from_order(st, id);
         self->demonitor(sup.address());
-        auto one_done = [=]() mutable {
-          broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-          if (--*remaining == 0)
-            finish();
-        };
+        auto grace = st.opts.shutdown_timeout;
         self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
-          .then([=](ok_atom) mutable { one_done(); },
+            .then(
+                [=](ok_atom) mutable {
+                  log::info("node {}: removed", id);
+                  broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+                  rp.deliver(ok_atom::value);
+                },
                 [=](caf::error&) mutable {
                   self->send_exit(sup, caf::exit_reason::kill);
-                  one_done();
+                  broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+                  rp.deliver(ok_atom::value);
                 });
-      }
-      return rp;
-    },
-    [=](version_atom) -> std::uint32_t { return protocol_version; },
-    [=](publish_atom, node_event& ev) {
-      auto& st = self->state;
-      auto it = st.nodes.find(ev.node_id);
-      if (it == st.nodes.end()
-          || caf::actor_cast<caf::actor_addr>(self->current_sender())
-               != it->second.supervisor.address())
-        return; // from a node removed meanwhile
-      if (ev.health)
-        it->second.health = *ev.health;
-      if (ev.stats)
-        it->second.stats = *ev.stats;
-      broadcast(self, ev);
-    },
-    [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },
-    [=](route_atom, const std::string& id) -> caf::result<node_query_actor> {
-      auto sup = supervisor_of(self, id);
-      if (!sup)
-        return std::move(sup.error());
-      return caf::actor_cast<node_query_actor>(*sup);
-    },
+        return rp;
+      },
+      [=](query_atom, const std::string& id, std::string& sql, std::vector<param>& params,
+          caf::timespan timeout) -> caf::result<result_set> {
+        auto sup = supervisor_of(self, id);
+        if (!sup) return std::move(sup.error());
+        auto& st = self->state;
+        if (timeout.count() <= 0) timeout = st.opts.query_timeout;
+        auto job = make_query_job(std::move(sql), std::move(params), timeout);
+        return self->delegate(*sup, query_atom::value, std::move(job));
+      },
+      [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
+          bool healthy_only) -> caf::result<std::vector<node_result_set>> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<std::vector<node_result_set>>();
+        if (st.shutting_down) {
+          rp.deliver(shutting_down_error());
+          return rp;
+        }
+        if (timeout.count() <= 0) timeout = st.opts.query_timeout;
+        std::vector<std::pair<std::string, node_supervisor_actor>> targets;
+        for (auto& id : st.order) {
+          auto& n = st.nodes.at(id);
+          if (!healthy_only || n.health.status == health_state::healthy)
+            targets.emplace_back(id, n.supervisor);
+        }
+        if (targets.empty()) {
+          rp.deliver(std::vector<node_result_set>{});
+          return rp;
+        }
+        auto agg = std::make_shared<fan_out>();
+        agg->rp = rp;
+        agg->results.resize(targets.size());
+        agg->answered.resize(targets.size(), false);
+        agg->remaining = targets.size();
+        auto job = make_query_job(std::move(sql), std::move(params), timeout);
+        agg->give_up_ns = job.deadline_ns + duration_cast<nanoseconds>(guard_margin).count();
+        auto key = ++st.next_fan_out;
+        st.fan_outs.emplace(key, agg);
+        schedule_sweep(self);
+        for (std::size_t i = 0; i < targets.size(); ++i) {
+          auto& [id, sup] = targets[i];
+          agg->results[i].node_id = id;
+          auto node_id = id;
+          self->request(sup, caf::infinite, query_atom::value, job)
+              .then(
+                  [=](result_set& rs) mutable {
+                    auto& entry = agg->results[i];
+                    entry.success = true;
+                    entry.data = std::move(rs);
+                    fan_out_answered(self, key, *agg, i);
+                  },
+                  [=](caf::error& err) mutable {
+                    auto& entry = agg->results[i];
+                    entry.success = false;
+                    entry.error = to_error_info(err, "node " + node_id);
+                    fan_out_answered(self, key, *agg, i);
+                  });
+        }
+        return rp;
+      },
+      [=](caf::get_atom, nodes_atom) -> caf::result<std::vector<node_info>> {
+        // Live numbers from every supervisor; the last published snapshot
+        // stands in for a node that does not answer within a second.
+        auto& st = self->state;
+        auto rp = self->make_response_promise<std::vector<node_info>>();
+        struct gather {
+          std::vector<node_info> out;
+          std::size_t remaining;
+        };
+        auto g = std::make_shared<gather>();
+        g->remaining = st.order.size();
+        for (auto& id : st.order)
+          g->out.push_back(info_of(id, st.nodes.at(id)));
+        if (g->remaining == 0) {
+          rp.deliver(std::move(g->out));
+          return rp;
+        }
+        for (std::size_t i = 0; i < st.order.size(); ++i) {
+          auto done = [=]() mutable {
+            if (--g->remaining == 0) rp.deliver(std::move(g->out));
+          };
+          self->request(st.nodes.at(st.order[i]).supervisor, seconds{1}, caf::get_atom::value)
+              .then(
+                  [=](node_info& live) mutable {
+                    g->out[i] = std::move(live);
+                    done();
+                  },
+                  [=](caf::error&) mutable { done(); });
+        }
+        return rp;
+      },
+      [=](caf::get_atom, node_atom, const std::string& id) -> caf::result<node_info> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<node_info>();
+        auto it = st.nodes.find(id);
+        if (it == st.nodes.end()) {
+          rp.deliver(not_found(id));
+          return rp;
+        }
+        auto cached = info_of(id, it->second);
+        self->request(it->second.supervisor, seconds{1}, caf::get_atom::value)
+            .then([=](node_info& live) mutable { rp.deliver(std::move(live)); },
+                  [=](caf::error&) mutable { rp.deliver(cached); });
+        return rp;
+      },
+      [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {
+        auto& subs = self->state.subscribers;
+        if (std::find(subs.begin(), subs.end(), sub) == subs.end()) {
+          self->monitor(sub);
+          subs.push_back(std::move(sub));
+        }
+        return ok_atom::value;
+      },
+      [=](unsubscribe_atom, const event_subscriber_actor& sub) -> ok_atom {
+        auto& subs = self->state.subscribers;
+        auto it = std::find(subs.begin(), subs.end(), sub);
+        if (it != subs.end()) {
+          self->demonitor(it->address());
+          subs.erase(it);
+        }
+        return ok_atom::value;
+      },
+      [=](shutdown_atom) -> caf::result<ok_atom> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<ok_atom>();
+        st.shutdown_waiters.push_back(rp);
+        if (st.shutting_down) return rp; // a second call waits for the same end
+        st.shutting_down = true;
+        log::info("shutting down ({} nodes, up to {} ms)", st.order.size(),
+                  st.opts.shutdown_timeout.count());
+        auto remaining = std::make_shared<std::size_t>(st.order.size());
+        auto finish = [self]() {
+          for (auto& waiter : self->state.shutdown_waiters)
+            waiter.deliver(ok_atom::value);
+          self->state.shutdown_waiters.clear();
+          self->quit();
+        };
+        if (*remaining == 0) {
+          finish();
+          return rp;
+        }
+        auto grace = st.opts.shutdown_timeout;
+        for (auto& id : st.order) {
+          auto sup = st.nodes.at(id).supervisor;
+          self->demonitor(sup.address());
+          auto one_done = [=]() mutable {
+            broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+            if (--*remaining == 0) finish();
+          };
+          self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
+              .then([=](ok_atom) mutable { one_done(); },
+                    [=](caf::error&) mutable {
+                      self->send_exit(sup, caf::exit_reason::kill);
+                      one_done();
+                    });
+        }
+        return rp;
+      },
+      [=](version_atom) -> std::uint32_t { return protocol_version; },
+      [=](publish_atom, node_event& ev) {
+        auto& st = self->state;
+        auto it = st.nodes.find(ev.node_id);
+        if (it == st.nodes.end() || caf::actor_cast<caf::actor_addr>(self->current_sender()) !=
+                                        it->second.supervisor.address())
+          return; // from a node removed meanwhile
+        if (ev.health) it->second.health = *ev.health;
+        if (ev.stats) it->second.stats = *ev.stats;
+        broadcast(self, ev);
+      },
+      [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },
+      [=](route_atom, const std::string& id) -> caf::result<node_query_actor> {
+        auto sup = supervisor_of(self, id);
+        if (!sup) return std::move(sup.error());
+        return caf::actor_cast<node_query_actor>(*sup);
+      },
   };
 }
 
 } // namespace
 
 caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_options opts) {
-  if (auto problem = validate(opts))
-    return to_caf_error(*problem);
+  if (auto problem = validate(opts)) return to_caf_error(*problem);
   manager_actor hdl = sys.spawn(cluster_manager, opts);
   return caf::actor_cast<manager_api_actor>(hdl);
 }

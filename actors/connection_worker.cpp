@@ -22,8 +22,8 @@ namespace pgcm {
 
 std::int64_t steady_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 query_job make_query_job(std::string sql, std::vector<param> params, caf::timespan timeout) {
@@ -97,7 +97,7 @@ struct worker_data {
   // Requests to hand back to the supervisor, sent after the next report so
   // that the supervisor never routes them to this worker once it failed.
   std::vector<inflight> retries;
-  bool finished = false; // connection closed; nothing may touch it any more
+  bool finished = false;  // connection closed; nothing may touch it any more
   bool was_ready = false; // the supervisor may have routed requests here
   std::vector<detail::pq_outcome> done;
 
@@ -105,22 +105,21 @@ struct worker_data {
     // Exactly one answer per request, even when the actor is killed.
     for (auto& f : retries)
       if (f.rp.pending())
-        f.rp.deliver(make_error(errc::shutting_down,
-                                "node " + cfg.node_id + ": connection closed before the query "
-                                                        "finished (shutting down)"));
+        f.rp.deliver(make_error(errc::shutting_down, "node " + cfg.node_id +
+                                                         ": connection closed before the query "
+                                                         "finished (shutting down)"));
     for (auto& f : queue)
       if (!f.abandoned && f.rp.pending())
-        f.rp.deliver(make_error(errc::shutting_down,
-                                "node " + cfg.node_id + ": connection closed before the query "
-                                                        "finished (shutting down)"));
+        f.rp.deliver(make_error(errc::shutting_down, "node " + cfg.node_id +
+                                                         ": connection closed before the query "
+                                                         "finished (shutting down)"));
     // Killed with a statement running (e.g. the supervisor's stop deadline
     // passed before our own drain deadline was handled): cancel it, or the
     // server keeps running it after the connection is closed.
     if (conn && !finished && !queue.empty() && state != worker_state::connecting)
       detail::reactor::cancel_async(conn->make_cancel());
     take_back();
-    if (cfg.io)
-      cfg.io->remove(reg_id, owned_watched_fd());
+    if (cfg.io) cfg.io->remove(reg_id, owned_watched_fd());
   }
 };
 
@@ -128,11 +127,16 @@ using self_ptr = connection_worker_actor::stateful_pointer<worker_data>;
 
 const char* state_name(worker_state s) {
   switch (s) {
-    case worker_state::connecting: return "connecting";
-    case worker_state::ready: return "ready";
-    case worker_state::retiring: return "retiring";
-    case worker_state::closed: return "closed";
-    case worker_state::failed: return "failed";
+  case worker_state::connecting:
+    return "connecting";
+  case worker_state::ready:
+    return "ready";
+  case worker_state::retiring:
+    return "retiring";
+  case worker_state::closed:
+    return "closed";
+  case worker_state::failed:
+    return "failed";
   }
   return "?";
 }
@@ -152,8 +156,8 @@ void send_report(self_ptr self, bool force = false) {
       // it re-checks after setting report_answers, or this load sees the flag.
       c->answered.fetch_add(answers - st.published_answers);
       st.published_answers = answers;
-      wanted = wanted || c->report_answers.load()
-               || steady_now_ns() - st.last_report_ns >= report_interval_ns;
+      wanted = wanted || c->report_answers.load() ||
+               steady_now_ns() - st.last_report_ns >= report_interval_ns;
       if (!wanted && !st.flush_scheduled) {
         st.flush_scheduled = true;
         self->delayed_send(self, nanoseconds{report_interval_ns}, tick_atom::value, flush_tick);
@@ -182,16 +186,14 @@ void send_report(self_ptr self, bool force = false) {
 /// that reached the server is retried at most once; one that never did may
 /// always be handed back.
 void hand_back(worker_data& st, inflight&& f) {
-  if (!f.unsent)
-    f.job.attempt = 1;
+  if (!f.unsent) f.job.attempt = 1;
   ++st.pending_report.retried;
   st.retries.push_back(std::move(f));
 }
 
 void set_state(self_ptr self, worker_state s, std::string error = {}) {
   auto& st = self->state;
-  if (st.state == s)
-    return;
+  if (st.state == s) return;
   log::debug("node {}: connection {} {} -> {}", st.cfg.node_id, st.cfg.worker_id,
              state_name(st.state), state_name(s));
   st.state = s;
@@ -203,8 +205,7 @@ void arm(self_ptr self, bool writable) {
   auto& st = self->state;
   st.take_back();
   int fd = st.conn->socket();
-  if (fd < 0)
-    return;
+  if (fd < 0) return;
   // A socket libpq replaced (e.g. sslmode=prefer falling back to plain) was
   // closed by libpq, which dropped it from the epoll set; its number may
   // already belong to another worker's socket, so never EPOLL_CTL_DEL it.
@@ -221,16 +222,12 @@ void arm(self_ptr self, bool writable) {
 void lend_socket(self_ptr self, caf::response_promise& rp) {
   auto& st = self->state;
   auto* unit = dynamic_cast<detail::inline_unit*>(self->context());
-  if (unit == nullptr)
-    return;
+  if (unit == nullptr) return;
   auto& offer = unit->offered();
-  if (!offer || offer->wake_fd < 0 || offer->lent
-      || offer->asker != rp.source().get())
-    return;
+  if (!offer || offer->wake_fd < 0 || offer->lent || offer->asker != rp.source().get()) return;
   int fd = st.conn->socket();
   // The reactor stops watching it (no interest until the next arm).
-  if (fd < 0 || fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false))
-    return;
+  if (fd < 0 || fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false)) return;
   offer->fd = fd;
   offer->worker = caf::actor_cast<caf::actor>(self);
   offer->lent = true;
@@ -239,18 +236,16 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
 
 void schedule(self_ptr self, std::int64_t at_ns) {
   auto& st = self->state;
-  if (at_ns <= 0)
-    return;
-  if (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns)
-    return;
+  if (at_ns <= 0) return;
+  if (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns) return;
   st.timer_at_ns = at_ns;
   auto delay = std::max<std::int64_t>(0, at_ns - steady_now_ns());
   self->delayed_send(self, nanoseconds{delay}, tick_atom::value, ++st.timer_gen);
 }
 
 std::string timeout_message(const worker_data& st, const query_job& job) {
-  return "node " + st.cfg.node_id + ": query timeout (deadline of " + std::to_string(job.timeout_ms)
-         + " ms passed)";
+  return "node " + st.cfg.node_id + ": query timeout (deadline of " +
+         std::to_string(job.timeout_ms) + " ms passed)";
 }
 
 /// Closes the connection and quits; every request still queued is answered
@@ -264,8 +259,8 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
       ++st.pending_report.timed_out;
       continue;
     }
-    if ((f.unsent || (retry_safe && f.job.attempt == 0)) && st.cfg.retry_to
-        && f.job.deadline_ns > steady_now_ns()) {
+    if ((f.unsent || (retry_safe && f.job.attempt == 0)) && st.cfg.retry_to &&
+        f.job.deadline_ns > steady_now_ns()) {
       hand_back(st, std::move(f));
     } else {
       f.rp.deliver(err);
@@ -279,11 +274,9 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
   if (auto fd = st.owned_watched_fd(); st.cfg.io && fd >= 0)
     st.cfg.io->remove(0, fd); // id 0: only drop the fd's interest
   st.watched_fd = -1;
-  if (st.conn)
-    st.conn->close();
-  set_state(self, final_state, final_state == worker_state::failed
-                                 ? to_error_info(err).message
-                                 : std::string{});
+  if (st.conn) st.conn->close();
+  set_state(self, final_state,
+            final_state == worker_state::failed ? to_error_info(err).message : std::string{});
   send_report(self);
   if (st.was_ready && !st.draining && st.cfg.retry_to) {
     // The supervisor may have routed requests here before it read the
@@ -298,17 +291,17 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
 void fail_connection(self_ptr self, const std::string& why, bool retry_safe) {
   auto& st = self->state;
   log::info("node {}: connection {} lost: {}", st.cfg.node_id, st.cfg.worker_id, why);
-  finish(self, worker_state::failed,
-         make_error(errc::connection_failed, "node " + st.cfg.node_id + ": connection lost: " + why),
-         retry_safe);
+  finish(
+      self, worker_state::failed,
+      make_error(errc::connection_failed, "node " + st.cfg.node_id + ": connection lost: " + why),
+      retry_safe);
 }
 
 /// Cancels the statement at the head of the pipeline if its request was
 /// already answered (timed out or drained).
 void maybe_cancel_head(self_ptr self) {
   auto& st = self->state;
-  if (st.queue.empty() || !st.queue.front().abandoned || st.head_cancelled)
-    return;
+  if (st.queue.empty() || !st.queue.front().abandoned || st.head_cancelled) return;
   st.head_cancelled = true;
   st.cancel_sent_ns = st.last_cancel_ns = steady_now_ns();
   if (!detail::reactor::cancel_async(st.conn->make_cancel())) {
@@ -319,25 +312,21 @@ void maybe_cancel_head(self_ptr self) {
 }
 
 bool retryable(const worker_data& st, const detail::pq_outcome& out, const query_job& job) {
-  if (job.attempt != 0 || !st.cfg.retry_to || job.deadline_ns <= steady_now_ns())
-    return false;
-  if (out.stale_statement)
-    return true;
+  if (job.attempt != 0 || !st.cfg.retry_to || job.deadline_ns <= steady_now_ns()) return false;
+  if (out.stale_statement) return true;
   // The server ended the session (pg_terminate_backend, shutdown): the
   // statement was aborted or never started, nothing was committed.
-  if (out.fatal && out.sqlstate.rfind("57P0", 0) == 0)
-    return true;
+  if (out.fatal && out.sqlstate.rfind("57P0", 0) == 0) return true;
   // Hit by a cancel that was aimed at an earlier, timed-out statement.
-  if (out.sqlstate == "57014" && st.last_cancel_ns != 0
-      && steady_now_ns() - st.last_cancel_ns < duration_cast<nanoseconds>(seconds{2}).count())
+  if (out.sqlstate == "57014" && st.last_cancel_ns != 0 &&
+      steady_now_ns() - st.last_cancel_ns < duration_cast<nanoseconds>(seconds{2}).count())
     return true;
   return false;
 }
 
 void close_when_idle(self_ptr self) {
   auto& st = self->state;
-  if (!st.queue.empty())
-    return;
+  if (!st.queue.empty()) return;
   if (st.draining || st.state == worker_state::retiring)
     finish(self, worker_state::closed, caf::error{}, false);
 }
@@ -345,8 +334,7 @@ void close_when_idle(self_ptr self) {
 void deliver_outcomes(self_ptr self) {
   auto& st = self->state;
   for (auto& out : st.done) {
-    if (st.queue.empty())
-      break; // cannot happen: one outcome per request sent
+    if (st.queue.empty()) break; // cannot happen: one outcome per request sent
     auto f = std::move(st.queue.front());
     st.queue.pop_front();
     st.head_cancelled = false;
@@ -383,30 +371,25 @@ void on_readable(self_ptr self, bool writable_too) {
   int flushed = 0;
   if (writable_too) {
     flushed = st.conn->flush();
-    if (flushed < 0)
-      return fail_connection(self, st.conn->last_error(), false);
+    if (flushed < 0) return fail_connection(self, st.conn->last_error(), false);
   }
   // Once the server said it ends the session (FATAL 57P0x, possibly as a
   // notice while idle, with the EOF not read yet), whatever is still queued
   // was never executed: it may be retried.
-  if (!st.conn->consume(err))
-    return fail_connection(self, err, st.conn->server_ended_session());
+  if (!st.conn->consume(err)) return fail_connection(self, err, st.conn->server_ended_session());
   bool alive = st.conn->read_results(st.done);
   bool server_ended_session = st.conn->server_ended_session();
   for (auto& o : st.done)
     server_ended_session |= o.fatal && o.sqlstate.rfind("57P0", 0) == 0;
   deliver_outcomes(self);
-  if (self->state.finished)
-    return;
+  if (self->state.finished) return;
   if (!alive || server_ended_session)
-    return fail_connection(self,
-                           alive ? std::string{"the server ended the session"}
-                                 : st.conn->last_error(),
-                           server_ended_session);
+    return fail_connection(
+        self, alive ? std::string{"the server ended the session"} : st.conn->last_error(),
+        server_ended_session);
   if (st.state == worker_state::retiring || st.draining) {
     close_when_idle(self);
-    if (self->state.finished)
-      return;
+    if (self->state.finished) return;
   }
   send_report(self);
   // The caller the socket is lent to ran this and its result is still
@@ -416,8 +399,7 @@ void on_readable(self_ptr self, bool writable_too) {
   // empties the queue), so anything queued is its, still unanswered.
   if (st.lend && std::this_thread::get_id() == st.lend->waiter && st.lend->polling) {
     ++st.lend->reads_here;
-    if (flushed == 0 && !st.queue.empty())
-      return;
+    if (flushed == 0 && !st.queue.empty()) return;
   }
   arm(self, flushed == 1);
 }
@@ -426,27 +408,26 @@ void on_connect_progress(self_ptr self) {
   auto& st = self->state;
   std::string err;
   switch (st.conn->poll_connect(err)) {
-    case detail::pq_connection::connect_status::reading:
-      arm(self, false);
-      return;
-    case detail::pq_connection::connect_status::writing:
-      arm(self, true);
-      return;
-    case detail::pq_connection::connect_status::ready:
-      set_state(self, worker_state::ready);
-      st.was_ready = true;
-      log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id,
-                 st.cfg.worker_id, st.conn->backend_pid());
-      send_report(self);
-      arm(self, false);
-      if (st.draining)
-        close_when_idle(self);
-      return;
-    case detail::pq_connection::connect_status::failed:
-      return finish(self, worker_state::failed,
-                    make_error(errc::connection_failed,
-                               "node " + st.cfg.node_id + ": connection failed: " + err),
-                    false);
+  case detail::pq_connection::connect_status::reading:
+    arm(self, false);
+    return;
+  case detail::pq_connection::connect_status::writing:
+    arm(self, true);
+    return;
+  case detail::pq_connection::connect_status::ready:
+    set_state(self, worker_state::ready);
+    st.was_ready = true;
+    log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id, st.cfg.worker_id,
+               st.conn->backend_pid());
+    send_report(self);
+    arm(self, false);
+    if (st.draining) close_when_idle(self);
+    return;
+  case detail::pq_connection::connect_status::failed:
+    return finish(self, worker_state::failed,
+                  make_error(errc::connection_failed,
+                             "node " + st.cfg.node_id + ": connection failed: " + err),
+                  false);
   }
 }
 
@@ -464,8 +445,8 @@ void on_tick(self_ptr self) {
     if (now >= st.connect_deadline_ns)
       return finish(self, worker_state::failed,
                     make_error(errc::connection_failed,
-                               "node " + st.cfg.node_id + ": connection failed: timeout after "
-                                 + std::to_string(st.cfg.connect_timeout.count()) + " ms"),
+                               "node " + st.cfg.node_id + ": connection failed: timeout after " +
+                                   std::to_string(st.cfg.connect_timeout.count()) + " ms"),
                     false);
     schedule(self, st.connect_deadline_ns);
     return;
@@ -474,20 +455,18 @@ void on_tick(self_ptr self) {
     // Grace period over: cancel what runs, answer everything, close.
     if (!st.queue.empty() && !st.queue.front().abandoned)
       detail::reactor::cancel_async(st.conn->make_cancel());
-    return finish(self, worker_state::closed,
-                  make_error(errc::shutting_down,
-                             "node " + st.cfg.node_id
-                               + ": query cancelled: shutdown deadline passed"),
-                  false);
+    return finish(
+        self, worker_state::closed,
+        make_error(errc::shutting_down,
+                   "node " + st.cfg.node_id + ": query cancelled: shutdown deadline passed"),
+        false);
   }
   std::int64_t next = st.draining ? st.drain_deadline_ns : 0;
   auto earliest = [&](std::int64_t t) {
-    if (t > 0 && (next == 0 || t < next))
-      next = t;
+    if (t > 0 && (next == 0 || t < next)) next = t;
   };
   for (auto& f : st.queue) {
-    if (f.abandoned)
-      continue;
+    if (f.abandoned) continue;
     if (f.job.deadline_ns <= now) {
       f.abandoned = true;
       f.rp.deliver(make_error(errc::query_timeout, timeout_message(st, f.job)));
@@ -495,12 +474,11 @@ void on_tick(self_ptr self) {
       earliest(f.job.deadline_ns);
     }
   }
-  if (st.head_cancelled
-      && now - st.cancel_sent_ns >= duration_cast<nanoseconds>(st.cfg.cancel_grace).count())
+  if (st.head_cancelled &&
+      now - st.cancel_sent_ns >= duration_cast<nanoseconds>(st.cfg.cancel_grace).count())
     return fail_connection(self, "statement did not stop after cancel", false);
   maybe_cancel_head(self);
-  if (self->state.finished)
-    return;
+  if (self->state.finished) return;
   if (st.head_cancelled)
     earliest(st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
   schedule(self, next);
@@ -521,101 +499,99 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
            false);
   } else {
     st.connect_deadline_ns =
-      steady_now_ns() + duration_cast<nanoseconds>(st.cfg.connect_timeout).count();
+        steady_now_ns() + duration_cast<nanoseconds>(st.cfg.connect_timeout).count();
     schedule(self, st.connect_deadline_ns);
     on_connect_progress(self);
   }
   return {
-    [=](execute_atom, query_job& job) -> caf::result<result_set> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<result_set>();
-      if (job.deadline_ns <= steady_now_ns()) {
-        ++st.pending_report.timed_out;
-        rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
-        send_report(self);
-        return rp;
-      }
-      if (st.state != worker_state::ready || st.draining) {
-        // Raced with a state change the supervisor has not seen yet; the
-        // statement was not sent, so hand it back.
-        if (st.cfg.retry_to) {
-          hand_back(st, inflight{rp, std::move(job), false, true});
+      [=](execute_atom, query_job& job) -> caf::result<result_set> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<result_set>();
+        if (job.deadline_ns <= steady_now_ns()) {
+          ++st.pending_report.timed_out;
+          rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
           send_report(self);
           return rp;
         }
-        ++st.pending_report.failed;
-        rp.deliver(make_error(errc::connection_failed,
-                              "node " + st.cfg.node_id + ": connection not available"));
-        send_report(self);
-        return rp;
-      }
-      std::string err;
-      if (st.queue.empty()) {
-        // Check an idle connection before use: the server may have ended the
-        // session (pg_terminate_backend, restart) while it sat in the pool.
-        if (!st.conn->consume(err) || !st.conn->read_results(st.done)
-            || st.conn->server_ended_session()) {
-          if (err.empty())
-            err = st.conn->server_ended_session() ? "the server ended the session"
-                                                  : st.conn->last_error();
-          st.queue.push_back(inflight{rp, std::move(job), false, true});
-          fail_connection(self, err, true);
+        if (st.state != worker_state::ready || st.draining) {
+          // Raced with a state change the supervisor has not seen yet; the
+          // statement was not sent, so hand it back.
+          if (st.cfg.retry_to) {
+            hand_back(st, inflight{rp, std::move(job), false, true});
+            send_report(self);
+            return rp;
+          }
+          ++st.pending_report.failed;
+          rp.deliver(make_error(errc::connection_failed,
+                                "node " + st.cfg.node_id + ": connection not available"));
+          send_report(self);
           return rp;
         }
-        st.done.clear();
-      }
-      bool behind_a_lent_one = !st.queue.empty() && st.lend;
-      // Lent before the query leaves: its answer may come back before this
-      // thread runs again, and the reactor must not take it.
-      if (st.queue.empty())
-        lend_socket(self, rp);
-      if (!st.conn->send(job.sql, job.params, err)) {
-        st.queue.push_back(inflight{rp, std::move(job), false, true});
-        fail_connection(self, err, true); // nothing reached the server
+        std::string err;
+        if (st.queue.empty()) {
+          // Check an idle connection before use: the server may have ended the
+          // session (pg_terminate_backend, restart) while it sat in the pool.
+          if (!st.conn->consume(err) || !st.conn->read_results(st.done) ||
+              st.conn->server_ended_session()) {
+            if (err.empty())
+              err = st.conn->server_ended_session() ? "the server ended the session"
+                                                    : st.conn->last_error();
+            st.queue.push_back(inflight{rp, std::move(job), false, true});
+            fail_connection(self, err, true);
+            return rp;
+          }
+          st.done.clear();
+        }
+        bool behind_a_lent_one = !st.queue.empty() && st.lend;
+        // Lent before the query leaves: its answer may come back before this
+        // thread runs again, and the reactor must not take it.
+        if (st.queue.empty()) lend_socket(self, rp);
+        if (!st.conn->send(job.sql, job.params, err)) {
+          st.queue.push_back(inflight{rp, std::move(job), false, true});
+          fail_connection(self, err, true); // nothing reached the server
+          return rp;
+        }
+        auto deadline = job.deadline_ns;
+        st.queue.push_back(inflight{rp, std::move(job), false});
+        int flushed = st.conn->flush();
+        if (flushed < 0) {
+          fail_connection(self, st.conn->last_error(), false);
+          return rp;
+        }
+        // A request queued behind a lent one ends the lend: its caller waits in
+        // its mailbox and the reactor reads for both (a lent socket is never
+        // watched by the reactor too, so no answer wakes two threads).
+        if (flushed == 1 || behind_a_lent_one) arm(self, flushed == 1);
+        schedule(self, deadline);
         return rp;
-      }
-      auto deadline = job.deadline_ns;
-      st.queue.push_back(inflight{rp, std::move(job), false});
-      int flushed = st.conn->flush();
-      if (flushed < 0) {
-        fail_connection(self, st.conn->last_error(), false);
-        return rp;
-      }
-      // A request queued behind a lent one ends the lend: its caller waits in
-      // its mailbox and the reactor reads for both (a lent socket is never
-      // watched by the reactor too, so no answer wakes two threads).
-      if (flushed == 1 || behind_a_lent_one)
-        arm(self, flushed == 1);
-      schedule(self, deadline);
-      return rp;
-    },
-    [=](io_atom, std::uint32_t events) {
-      auto& st = self->state;
-      if (st.state == worker_state::connecting)
-        on_connect_progress(self);
-      else if (st.state == worker_state::ready || st.state == worker_state::retiring)
-        on_readable(self, (events & EPOLLOUT) != 0);
-    },
-    [=](tick_atom, std::uint64_t gen) {
-      if (gen == flush_tick) {
-        self->state.flush_scheduled = false;
-        send_report(self, true);
-      } else if (gen == self->state.timer_gen) {
-        on_tick(self);
-      }
-    },
-    [=](drain_atom, caf::timespan grace) {
-      auto& st = self->state;
-      if (st.finished) {
-        self->quit(); // lingering after its connection closed
-        return;
-      }
-      st.draining = true;
-      st.drain_deadline_ns = steady_now_ns() + grace.count();
-      if (st.state == worker_state::connecting || st.queue.empty())
-        return finish(self, worker_state::closed, caf::error{}, false);
-      schedule(self, st.drain_deadline_ns);
-    },
+      },
+      [=](io_atom, std::uint32_t events) {
+        auto& st = self->state;
+        if (st.state == worker_state::connecting)
+          on_connect_progress(self);
+        else if (st.state == worker_state::ready || st.state == worker_state::retiring)
+          on_readable(self, (events & EPOLLOUT) != 0);
+      },
+      [=](tick_atom, std::uint64_t gen) {
+        if (gen == flush_tick) {
+          self->state.flush_scheduled = false;
+          send_report(self, true);
+        } else if (gen == self->state.timer_gen) {
+          on_tick(self);
+        }
+      },
+      [=](drain_atom, caf::timespan grace) {
+        auto& st = self->state;
+        if (st.finished) {
+          self->quit(); // lingering after its connection closed
+          return;
+        }
+        st.draining = true;
+        st.drain_deadline_ns = steady_now_ns() + grace.count();
+        if (st.state == worker_state::connecting || st.queue.empty())
+          return finish(self, worker_state::closed, caf::error{}, false);
+        schedule(self, st.drain_deadline_ns);
+      },
   };
 }
 

@@ -40,8 +40,7 @@ void schedule_next(self_ptr self) {
   auto& st = self->state;
   auto interval = duration_cast<nanoseconds>(st.cfg.interval).count();
   std::uniform_int_distribution<std::int64_t> jitter{0, interval / 10};
-  self->delayed_send(self, nanoseconds{interval - jitter(st.rng)}, tick_atom::value,
-                     ++st.tick_gen);
+  self->delayed_send(self, nanoseconds{interval - jitter(st.rng)}, tick_atom::value, ++st.tick_gen);
 }
 
 void report(self_ptr self, probe_result r) {
@@ -72,43 +71,40 @@ void send_query(self_ptr self) {
   // The worker answers by the deadline. No CAF request timeout (two trips to
   // CAF's clock thread per probe): the next tick guards against a lost reply.
   self->request(st.worker, caf::infinite, execute_atom::value, std::move(job))
-    .then(
-      [=](const result_set& rs) {
-        auto& st = self->state;
-        if (seq != st.probe_seq)
-          return;
-        probe_result r;
-        r.ok = true;
-        r.latency_us = (steady_now_ns() - sent_ns) / 1000;
-        if (!rs.empty() && rs.column_count() == 1 && !rs[0].is_null(0))
-          r.role = rs[0].text(0) == "t" ? node_role::standby : node_role::primary;
-        report(self, std::move(r));
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        if (seq != st.probe_seq)
-          return;
-        auto info = to_error_info(err, "node " + st.cfg.node_id);
-        if (info.code != errc::query_failed) {
-          drop_worker(self); // timed out or broken: start over on a fresh connection
-          if (info.code == errc::connection_failed && st.worker_born_seq != seq
-              && steady_now_ns() < st.probe_deadline_ns) {
-            // A connection kept from an earlier probe broke (the backend was
-            // terminated, a proxy dropped it while idle): that says nothing
-            // about the node now. Ask again on a fresh connection, within the
-            // same deadline, before counting a failure.
-            open_worker(self);
-            return;
-          }
-        }
-        report(self, probe_result{false, node_role::unknown, 0, info.message});
-      });
+      .then(
+          [=](const result_set& rs) {
+            auto& st = self->state;
+            if (seq != st.probe_seq) return;
+            probe_result r;
+            r.ok = true;
+            r.latency_us = (steady_now_ns() - sent_ns) / 1000;
+            if (!rs.empty() && rs.column_count() == 1 && !rs[0].is_null(0))
+              r.role = rs[0].text(0) == "t" ? node_role::standby : node_role::primary;
+            report(self, std::move(r));
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            if (seq != st.probe_seq) return;
+            auto info = to_error_info(err, "node " + st.cfg.node_id);
+            if (info.code != errc::query_failed) {
+              drop_worker(self); // timed out or broken: start over on a fresh connection
+              if (info.code == errc::connection_failed && st.worker_born_seq != seq &&
+                  steady_now_ns() < st.probe_deadline_ns) {
+                // A connection kept from an earlier probe broke (the backend was
+                // terminated, a proxy dropped it while idle): that says nothing
+                // about the node now. Ask again on a fresh connection, within the
+                // same deadline, before counting a failure.
+                open_worker(self);
+                return;
+              }
+            }
+            report(self, probe_result{false, node_role::unknown, 0, info.message});
+          });
 }
 
 void start_probe(self_ptr self) {
   auto& st = self->state;
-  if (st.probing)
-    return;
+  if (st.probing) return;
   st.probing = true;
   ++st.probe_seq;
   st.probe_deadline_ns = steady_now_ns() + duration_cast<nanoseconds>(st.cfg.timeout).count();
@@ -141,44 +137,41 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
   self->state.cfg = std::move(cfg);
   self->state.supervisor = std::move(supervisor);
   self->attach_functor([self](const caf::error&) {
-    if (self->state.worker)
-      caf::anon_send(self->state.worker, drain_atom::value, caf::timespan{0});
+    if (self->state.worker) caf::anon_send(self->state.worker, drain_atom::value, caf::timespan{0});
   });
   start_probe(self);
   schedule_next(self);
   return {
-    [=](report_atom, const worker_report& r) {
-      auto& st = self->state;
-      if (!st.worker || r.worker_id != 0)
-        return;
-      if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != st.worker.address())
-        return; // a report of a worker we dropped already
-      auto before = st.worker_st;
-      st.worker_st = r.state;
-      if (r.state == worker_state::ready && before == worker_state::connecting && st.probing) {
-        send_query(self);
-      } else if (r.state == worker_state::failed || r.state == worker_state::closed) {
-        st.worker = nullptr;
-        if (before == worker_state::connecting && st.probing)
-          report(self, probe_result{false, node_role::unknown, 0, r.error});
-      }
-    },
-    [=](tick_atom, std::uint64_t gen) {
-      auto& st = self->state;
-      if (gen != st.tick_gen)
-        return;
-      if (st.probing && st.worker_st == worker_state::ready
-          && steady_now_ns() > st.probe_deadline_ns + lost_reply_margin_ns) {
-        // The worker never answered (it answers by the deadline): a lost
-        // message. Start over on a fresh connection.
-        ++st.probe_seq;
-        drop_worker(self);
-        report(self, probe_result{false, node_role::unknown, 0,
-                                  "node " + st.cfg.node_id + ": health probe got no answer"});
-      }
-      start_probe(self);
-      schedule_next(self);
-    },
+      [=](report_atom, const worker_report& r) {
+        auto& st = self->state;
+        if (!st.worker || r.worker_id != 0) return;
+        if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != st.worker.address())
+          return; // a report of a worker we dropped already
+        auto before = st.worker_st;
+        st.worker_st = r.state;
+        if (r.state == worker_state::ready && before == worker_state::connecting && st.probing) {
+          send_query(self);
+        } else if (r.state == worker_state::failed || r.state == worker_state::closed) {
+          st.worker = nullptr;
+          if (before == worker_state::connecting && st.probing)
+            report(self, probe_result{false, node_role::unknown, 0, r.error});
+        }
+      },
+      [=](tick_atom, std::uint64_t gen) {
+        auto& st = self->state;
+        if (gen != st.tick_gen) return;
+        if (st.probing && st.worker_st == worker_state::ready &&
+            steady_now_ns() > st.probe_deadline_ns + lost_reply_margin_ns) {
+          // The worker never answered (it answers by the deadline): a lost
+          // message. Start over on a fresh connection.
+          ++st.probe_seq;
+          drop_worker(self);
+          report(self, probe_result{false, node_role::unknown, 0,
+                                    "node " + st.cfg.node_id + ": health probe got no answer"});
+        }
+        start_probe(self);
+        schedule_next(self);
+      },
   };
 }
 

@@ -103,10 +103,8 @@ struct supervisor_data {
     for (auto& w : waiting)
       if (w.rp.pending())
         w.rp.deliver(make_error(errc::shutting_down, "node " + node_id + ": shutting down"));
-    if (start_rp.pending())
-      start_rp.deliver(ok_atom::value);
-    if (stop_rp.pending())
-      stop_rp.deliver(ok_atom::value);
+    if (start_rp.pending()) start_rp.deliver(ok_atom::value);
+    if (stop_rp.pending()) stop_rp.deliver(ok_atom::value);
   }
 };
 
@@ -120,8 +118,7 @@ std::string node_prefix(const supervisor_data& st) {
 
 void schedule(self_ptr self, std::int64_t at_ns) {
   auto& st = self->state;
-  if (at_ns <= 0 || (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns))
-    return;
+  if (at_ns <= 0 || (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns)) return;
   st.timer_at_ns = at_ns;
   auto delay = std::max<std::int64_t>(0, at_ns - steady_now_ns());
   self->delayed_send(self, nanoseconds{delay}, tick_atom::value, ++st.timer_gen);
@@ -138,8 +135,7 @@ void refresh_gauges(supervisor_data& st) {
   st.stats.in_flight_requests = 0;
   for (auto& w : st.workers) {
     auto n = w.in_flight();
-    if (w.state == worker_state::ready && n == 0)
-      ++st.stats.idle_connections;
+    if (w.state == worker_state::ready && n == 0) ++st.stats.idle_connections;
     st.stats.in_flight_requests += n;
   }
   st.stats.waiting_requests = static_cast<std::int64_t>(st.waiting.size());
@@ -149,8 +145,7 @@ void refresh_gauges(supervisor_data& st) {
 void stats_changed(self_ptr self, bool force = false) {
   auto& st = self->state;
   refresh_gauges(st);
-  if (st.stats == st.published)
-    return;
+  if (st.stats == st.published) return;
   auto now = steady_now_ns();
   if (force || now - st.last_publish_ns >= stats_interval_ns) {
     st.published = st.stats;
@@ -168,8 +163,7 @@ void stats_changed(self_ptr self, bool force = false) {
 
 void set_connected(self_ptr self, bool connected) {
   auto& st = self->state;
-  if (st.connected == connected)
-    return;
+  if (st.connected == connected) return;
   st.connected = connected;
   node_event ev;
   ev.type = connected ? event::node_connected : event::node_disconnected;
@@ -192,14 +186,13 @@ void maybe_finish_start(self_ptr self) {
 // -- pool ---------------------------------------------------------------------
 
 int count(const supervisor_data& st, worker_state s) {
-  return static_cast<int>(
-    std::count_if(st.workers.begin(), st.workers.end(), [s](const slot& w) { return w.state == s; }));
+  return static_cast<int>(std::count_if(st.workers.begin(), st.workers.end(),
+                                        [s](const slot& w) { return w.state == s; }));
 }
 
 slot* find(supervisor_data& st, std::uint32_t id) {
   for (auto& w : st.workers)
-    if (w.id == id)
-      return &w;
+    if (w.id == id) return &w;
   return nullptr;
 }
 
@@ -223,7 +216,7 @@ void spawn_worker(self_ptr self) {
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
   st.workers.push_back(
-    slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, std::move(counters), false});
+      slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, std::move(counters), false});
 }
 
 /// Whether a new connection may be opened now. After a failed attempt, only
@@ -232,10 +225,8 @@ void spawn_worker(self_ptr self) {
 /// one attempt per backoff step, not one per pool slot or request.
 bool may_attempt(self_ptr self) {
   auto& st = self->state;
-  if (st.failures_in_row == 0)
-    return true;
-  if (count(st, worker_state::connecting) > 0)
-    return false;
+  if (st.failures_in_row == 0) return true;
+  if (count(st, worker_state::connecting) > 0) return false;
   if (steady_now_ns() < st.next_attempt_ns) {
     schedule(self, st.next_attempt_ns);
     return false;
@@ -247,9 +238,9 @@ bool may_attempt(self_ptr self) {
 /// first start), one attempt at a time, spaced by the backoff.
 void replenish(self_ptr self) {
   auto& st = self->state;
-  if (st.stopping || st.resolving)
-    return;
-  if (st.needs_dns && (!st.params || (st.failures_in_row > 0 && steady_now_ns() - st.resolved_at_ns > dns_ttl_ns))) {
+  if (st.stopping || st.resolving) return;
+  if (st.needs_dns && (!st.params || (st.failures_in_row > 0 &&
+                                      steady_now_ns() - st.resolved_at_ns > dns_ttl_ns))) {
     if (steady_now_ns() >= st.next_attempt_ns)
       resolve_host(self);
     else
@@ -257,16 +248,14 @@ void replenish(self_ptr self) {
     return;
   }
   int live = static_cast<int>(st.workers.size());
-  if (live >= st.cfg.pool.min)
-    return;
+  if (live >= st.cfg.pool.min) return;
   // At the first start, before any attempt failed, the whole pool.min is
   // opened at once (as fast as opening them in parallel by hand); from the
   // first failure on, a node without an open connection gets one attempt at
   // a time.
   bool first_start = !st.first_connect_done && st.failures_in_row == 0;
   if (count(st, worker_state::ready) == 0 && !first_start) {
-    if (count(st, worker_state::connecting) > 0 || !may_attempt(self))
-      return;
+    if (count(st, worker_state::connecting) > 0 || !may_attempt(self)) return;
     spawn_worker(self);
     return;
   }
@@ -286,22 +275,18 @@ slot* pick(supervisor_data& st, bool exclusive) {
   slot* best = nullptr;
   int best_load = 0;
   for (auto& w : st.workers) {
-    if (w.state != worker_state::ready)
-      continue;
+    if (w.state != worker_state::ready) continue;
     auto load = w.in_flight();
     if (w.exclusive) {
-      if (load != 0)
-        continue;
+      if (load != 0) continue;
       w.exclusive = false; // its statement was answered
     }
-    if (exclusive ? load != 0 : load >= st.cfg.pool.pipeline_depth)
-      continue;
+    if (exclusive ? load != 0 : load >= st.cfg.pool.pipeline_depth) continue;
     if (best == nullptr || load < best_load) {
       best = &w;
       best_load = load;
     }
-    if (load == 0)
-      break;
+    if (load == 0) break;
   }
   return best;
 }
@@ -309,30 +294,27 @@ slot* pick(supervisor_data& st, bool exclusive) {
 /// Whether the node is known to be down right now: nothing open, nothing
 /// connecting, and waiting for the next backoff step.
 bool known_down(const supervisor_data& st) {
-  return st.failures_in_row > 0 && count(st, worker_state::ready) == 0
-         && count(st, worker_state::connecting) == 0 && !st.resolving;
+  return st.failures_in_row > 0 && count(st, worker_state::ready) == 0 &&
+         count(st, worker_state::connecting) == 0 && !st.resolving;
 }
 
 caf::error down_error(const supervisor_data& st) {
   return make_error(errc::connection_failed,
-                    node_prefix(st) + ": connection failed: "
-                      + (st.last_error.empty() ? std::string{"node unreachable"} : st.last_error));
+                    node_prefix(st) + ": connection failed: " +
+                        (st.last_error.empty() ? std::string{"node unreachable"} : st.last_error));
 }
 
 void grow(self_ptr self) {
   auto& st = self->state;
-  if (st.stopping || st.resolving || !st.params)
-    return;
-  if (static_cast<int>(st.workers.size()) >= st.cfg.pool.max)
-    return;
+  if (st.stopping || st.resolving || !st.params) return;
+  if (static_cast<int>(st.workers.size()) >= st.cfg.pool.max) return;
   if (count(st, worker_state::ready) == 0) {
     replenish(self); // down or not yet up: one attempt at a time
     return;
   }
   // Do not open more connections than there are requests to use them.
   int connecting = count(st, worker_state::connecting);
-  if (connecting > static_cast<int>(st.waiting.size()) || !may_attempt(self))
-    return;
+  if (connecting > static_cast<int>(st.waiting.size()) || !may_attempt(self)) return;
   spawn_worker(self);
 }
 
@@ -342,8 +324,7 @@ void dispatch(self_ptr self, caf::typed_response_promise<result_set> rp, query_j
               bool exclusive, bool from_queue = false) {
   auto& st = self->state;
   if (slot* w = pick(st, exclusive)) {
-    if (w->in_flight() > 0)
-      grow(self);
+    if (w->in_flight() > 0) grow(self);
     // grow() may have reallocated the vector: pick again.
     w = pick(st, exclusive);
     send_to(*w, rp, std::move(job), exclusive);
@@ -356,9 +337,9 @@ void dispatch(self_ptr self, caf::typed_response_promise<result_set> rp, query_j
   }
   if (!from_queue && static_cast<int>(st.waiting.size()) >= st.cfg.pool.max_waiting) {
     ++st.stats.requests_rejected;
-    rp.deliver(make_error(errc::pool_exhausted,
-                          node_prefix(st) + ": pool exhausted (" + std::to_string(st.waiting.size())
-                            + " requests already waiting for a connection)"));
+    rp.deliver(make_error(errc::pool_exhausted, node_prefix(st) + ": pool exhausted (" +
+                                                    std::to_string(st.waiting.size()) +
+                                                    " requests already waiting for a connection)"));
     return;
   }
   auto deadline = job.deadline_ns;
@@ -368,8 +349,7 @@ void dispatch(self_ptr self, caf::typed_response_promise<result_set> rp, query_j
     st.waiting.push_back(waiting_request{std::move(rp), std::move(job), exclusive});
   grow(self);
   schedule(self, deadline);
-  if (!from_queue)
-    want_reports(self);
+  if (!from_queue) want_reports(self);
 }
 
 /// While requests wait, workers report every answer (the supervisor must
@@ -386,8 +366,7 @@ void want_reports(self_ptr self) {
   }
   // A worker may have answered between the check that queued the request
   // and the flag going up, without a report: look again now.
-  if (raised)
-    drain_queue(self);
+  if (raised) drain_queue(self);
 }
 
 /// Hands queued requests to connections that can take them, in order.
@@ -395,8 +374,7 @@ void drain_queue(self_ptr self) {
   auto& st = self->state;
   while (!st.waiting.empty()) {
     auto& front = st.waiting.front();
-    if (pick(st, front.exclusive) == nullptr && !known_down(st))
-      return;
+    if (pick(st, front.exclusive) == nullptr && !known_down(st)) return;
     auto w = std::move(front);
     st.waiting.pop_front();
     if (known_down(st)) {
@@ -406,8 +384,7 @@ void drain_queue(self_ptr self) {
     }
     dispatch(self, std::move(w.rp), std::move(w.job), w.exclusive, true);
   }
-  if (st.waiting.empty())
-    want_reports(self);
+  if (st.waiting.empty()) want_reports(self);
 }
 
 void fail_waiting(self_ptr self, const caf::error& err) {
@@ -421,12 +398,10 @@ void fail_waiting(self_ptr self, const caf::error& err) {
 
 void maybe_finish_stop(self_ptr self) {
   auto& st = self->state;
-  if (!st.stopping || !st.workers.empty())
-    return;
+  if (!st.stopping || !st.workers.empty()) return;
   set_connected(self, false);
   stats_changed(self, true);
-  if (st.stop_rp.pending())
-    st.stop_rp.deliver(ok_atom::value);
+  if (st.stop_rp.pending()) st.stop_rp.deliver(ok_atom::value);
   self->quit();
 }
 
@@ -459,8 +434,7 @@ void on_worker_gone(self_ptr self, std::uint32_t id, bool failed, const std::str
   auto& st = self->state;
   auto it = std::find_if(st.workers.begin(), st.workers.end(),
                          [id](const slot& w) { return w.id == id; });
-  if (it == st.workers.end())
-    return;
+  if (it == st.workers.end()) return;
   bool was_connecting = it->state == worker_state::connecting;
   st.workers.erase(it);
   if (st.stopping) {
@@ -471,13 +445,11 @@ void on_worker_gone(self_ptr self, std::uint32_t id, bool failed, const std::str
     note_connect_failure(self, error);
   } else {
     ++st.stats.connections_discarded;
-    if (failed)
-      st.last_error = error;
+    if (failed) st.last_error = error;
   }
   if (count(st, worker_state::ready) == 0) {
     set_connected(self, false);
-    if (known_down(st))
-      fail_waiting(self, down_error(st));
+    if (known_down(st)) fail_waiting(self, down_error(st));
   }
   replenish(self);
   drain_queue(self);
@@ -491,32 +463,31 @@ void on_report(self_ptr self, const worker_report& r) {
   st.stats.queries_timed_out += r.timed_out;
   st.stats.queries_retried += r.retried;
   slot* w = find(st, r.worker_id);
-  if (w == nullptr)
-    return;
+  if (w == nullptr) return;
   switch (r.state) {
-    case worker_state::ready:
-      if (w->state == worker_state::connecting) {
-        w->state = worker_state::ready;
-        ++st.stats.connections_opened;
-        st.failures_in_row = 0;
-        st.next_attempt_ns = 0;
-        set_connected(self, true);
-        if (!st.first_connect_done) {
-          st.first_connect_done = true;
-          maybe_finish_start(self);
-        }
-        replenish(self);
+  case worker_state::ready:
+    if (w->state == worker_state::connecting) {
+      w->state = worker_state::ready;
+      ++st.stats.connections_opened;
+      st.failures_in_row = 0;
+      st.next_attempt_ns = 0;
+      set_connected(self, true);
+      if (!st.first_connect_done) {
+        st.first_connect_done = true;
+        maybe_finish_start(self);
       }
-      break;
-    case worker_state::retiring:
-      w->state = worker_state::retiring;
-      break;
-    case worker_state::closed:
-    case worker_state::failed:
-      on_worker_gone(self, r.worker_id, r.state == worker_state::failed, r.error);
-      return;
-    case worker_state::connecting:
-      break;
+      replenish(self);
+    }
+    break;
+  case worker_state::retiring:
+    w->state = worker_state::retiring;
+    break;
+  case worker_state::closed:
+  case worker_state::failed:
+    on_worker_gone(self, r.worker_id, r.state == worker_state::failed, r.error);
+    return;
+  case worker_state::connecting:
+    break;
   }
   drain_queue(self);
   stats_changed(self);
@@ -533,7 +504,7 @@ bool is_literal_address(const std::string& host) {
 
 void build_params(supervisor_data& st, const std::string& hostaddr) {
   st.params = std::make_shared<const detail::conn_params>(
-    detail::conn_params::from(st.cfg, hostaddr, st.opts.connect_timeout));
+      detail::conn_params::from(st.cfg, hostaddr, st.opts.connect_timeout));
 }
 
 void resolve_host(self_ptr self) {
@@ -556,22 +527,21 @@ void resolve_host(self_ptr self) {
     } else {
       char buf[INET6_ADDRSTRLEN] = {0};
       if (res->ai_family == AF_INET)
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof(buf));
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf,
+                  sizeof(buf));
       else
         inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf,
                   sizeof(buf));
       addr = buf;
     }
-    if (res != nullptr)
-      freeaddrinfo(res);
+    if (res != nullptr) freeaddrinfo(res);
     caf::anon_send(me, resolved_atom::value, gen, addr, err);
   });
 }
 
 void start_probe(self_ptr self) {
   auto& st = self->state;
-  if (st.probe || st.stopping || !st.params)
-    return;
+  if (st.probe || st.stopping || !st.params) return;
   probe_config pc;
   pc.node_id = st.node_id;
   pc.params = st.params;
@@ -621,16 +591,15 @@ void on_tick(self_ptr self) {
   }
   std::int64_t next = 0;
   auto earliest = [&](std::int64_t t) {
-    if (t > 0 && (next == 0 || t < next))
-      next = t;
+    if (t > 0 && (next == 0 || t < next)) next = t;
   };
   for (auto it = st.waiting.begin(); it != st.waiting.end();) {
     if (it->job.deadline_ns <= now) {
       ++st.stats.queries_timed_out;
-      it->rp.deliver(make_error(errc::query_timeout,
-                                node_prefix(st) + ": query timeout (deadline of "
-                                  + std::to_string(it->job.timeout_ms)
-                                  + " ms passed while waiting for a connection)"));
+      it->rp.deliver(
+          make_error(errc::query_timeout, node_prefix(st) + ": query timeout (deadline of " +
+                                              std::to_string(it->job.timeout_ms) +
+                                              " ms passed while waiting for a connection)"));
       it = st.waiting.erase(it);
     } else {
       earliest(it->job.deadline_ns);
@@ -645,8 +614,7 @@ void on_tick(self_ptr self) {
     st.stats_dirty = false;
     stats_changed(self);
   }
-  if (st.stats_dirty)
-    earliest(st.last_publish_ns + stats_interval_ns);
+  if (st.stats_dirty) earliest(st.last_publish_ns + stats_interval_ns);
   schedule(self, next);
 }
 
@@ -681,92 +649,86 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       }
   });
   return {
-    [=](query_atom, query_job& job) -> caf::result<result_set> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<result_set>();
-      if (st.stopping) {
-        rp.deliver(make_error(errc::shutting_down, node_prefix(st) + ": shutting down"));
-        return rp;
-      }
-      if (job.deadline_ns <= steady_now_ns()) {
-        ++st.stats.queries_timed_out;
-        rp.deliver(make_error(errc::query_timeout,
-                              node_prefix(st) + ": query timeout (deadline of "
-                                + std::to_string(job.timeout_ms) + " ms passed)"));
-        return rp;
-      }
-      bool exclusive = detail::opens_transaction(job.sql);
-      dispatch(self, rp, std::move(job), exclusive);
-      stats_changed(self);
-      return rp;
-    },
-    [=](start_atom) -> caf::result<ok_atom> {
-      auto& st = self->state;
-      st.start_rp = self->make_response_promise<ok_atom>();
-      if (!st.needs_dns)
-        build_params(st, {});
-      begin(self);
-      return st.start_rp;
-    },
-    [=](stop_atom, caf::timespan grace) -> caf::result<ok_atom> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<ok_atom>();
-      if (st.stopping) {
-        rp.deliver(ok_atom::value);
-        return rp;
-      }
-      st.stopping = true;
-      st.stop_rp = rp;
-      // Half a second beyond the workers' own grace: they answer first.
-      st.stop_deadline_ns = steady_now_ns() + grace.count() + 500'000'000;
-      fail_waiting(self, make_error(errc::shutting_down,
-                                    node_prefix(st) + ": shutting down (request not started)"));
-      if (st.probe) {
-        self->unlink_from(st.probe);
-        self->send_exit(st.probe, caf::exit_reason::user_shutdown);
-        st.probe = nullptr;
-      }
-      for (auto& w : st.workers)
-        self->send(w.handle, drain_atom::value, grace);
-      if (st.start_rp.pending())
-        st.start_rp.deliver(ok_atom::value);
-      st.timer_at_ns = 0;
-      schedule(self, st.stop_deadline_ns);
-      maybe_finish_stop(self);
-      return rp;
-    },
-    [=](caf::get_atom) -> node_info {
-      auto& st = self->state;
-      refresh_gauges(st);
-      return node_info{st.node_id, redacted(st.cfg), st.health.status(), st.stats};
-    },
-    [=](report_atom, const worker_report& r) { on_report(self, r); },
-    [=](probe_atom, const probe_result& r) { on_probe(self, r); },
-    [=](resolved_atom, std::uint64_t gen, const std::string& addr, const std::string& err) {
-      auto& st = self->state;
-      if (gen != st.dns_gen || st.stopping)
-        return;
-      st.resolving = false;
-      if (!err.empty()) {
-        st.resolved_at_ns = 0; // resolve again at the next attempt
-        auto msg = node_prefix(st) + ": connection failed: " + err;
-        note_connect_failure(self, msg);
-        if (!st.first_probe_done)
-          on_probe(self, probe_result{false, node_role::unknown, 0, msg});
-        if (known_down(st))
-          fail_waiting(self, down_error(st));
-        replenish(self);
+      [=](query_atom, query_job& job) -> caf::result<result_set> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<result_set>();
+        if (st.stopping) {
+          rp.deliver(make_error(errc::shutting_down, node_prefix(st) + ": shutting down"));
+          return rp;
+        }
+        if (job.deadline_ns <= steady_now_ns()) {
+          ++st.stats.queries_timed_out;
+          rp.deliver(
+              make_error(errc::query_timeout, node_prefix(st) + ": query timeout (deadline of " +
+                                                  std::to_string(job.timeout_ms) + " ms passed)"));
+          return rp;
+        }
+        bool exclusive = detail::opens_transaction(job.sql);
+        dispatch(self, rp, std::move(job), exclusive);
         stats_changed(self);
-        return;
-      }
-      st.resolved_at_ns = steady_now_ns();
-      build_params(st, addr);
-      begin(self);
-    },
-    [=](tick_atom, std::uint64_t gen) {
-      if (gen == self->state.timer_gen)
-        on_tick(self);
-    },
+        return rp;
+      },
+      [=](start_atom) -> caf::result<ok_atom> {
+        auto& st = self->state;
+        st.start_rp = self->make_response_promise<ok_atom>();
+        if (!st.needs_dns) build_params(st, {});
+        begin(self);
+        return st.start_rp;
+      },
+      [=](stop_atom, caf::timespan grace) -> caf::result<ok_atom> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<ok_atom>();
+        if (st.stopping) {
+          rp.deliver(ok_atom::value);
+          return rp;
+        }
+        st.stopping = true;
+        st.stop_rp = rp;
+        // Half a second beyond the workers' own grace: they answer first.
+        st.stop_deadline_ns = steady_now_ns() + grace.count() + 500'000'000;
+        fail_waiting(self, make_error(errc::shutting_down,
+                                      node_prefix(st) + ": shutting down (request not started)"));
+        if (st.probe) {
+          self->unlink_from(st.probe);
+          self->send_exit(st.probe, caf::exit_reason::user_shutdown);
+          st.probe = nullptr;
+        }
+        for (auto& w : st.workers)
+          self->send(w.handle, drain_atom::value, grace);
+        if (st.start_rp.pending()) st.start_rp.deliver(ok_atom::value);
+        st.timer_at_ns = 0;
+        schedule(self, st.stop_deadline_ns);
+        maybe_finish_stop(self);
+        return rp;
+      },
+      [=](caf::get_atom) -> node_info {
+        auto& st = self->state;
+        refresh_gauges(st);
+        return node_info{st.node_id, redacted(st.cfg), st.health.status(), st.stats};
+      },
+      [=](report_atom, const worker_report& r) { on_report(self, r); },
+      [=](probe_atom, const probe_result& r) { on_probe(self, r); },
+      [=](resolved_atom, std::uint64_t gen, const std::string& addr, const std::string& err) {
+        auto& st = self->state;
+        if (gen != st.dns_gen || st.stopping) return;
+        st.resolving = false;
+        if (!err.empty()) {
+          st.resolved_at_ns = 0; // resolve again at the next attempt
+          auto msg = node_prefix(st) + ": connection failed: " + err;
+          note_connect_failure(self, msg);
+          if (!st.first_probe_done) on_probe(self, probe_result{false, node_role::unknown, 0, msg});
+          if (known_down(st)) fail_waiting(self, down_error(st));
+          replenish(self);
+          stats_changed(self);
+          return;
+        }
+        st.resolved_at_ns = steady_now_ns();
+        build_params(st, addr);
+        begin(self);
+      },
+      [=](tick_atom, std::uint64_t gen) {
+        if (gen == self->state.timer_gen) on_tick(self);
+      },
   };
 }
 

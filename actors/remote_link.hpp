@@ -39,8 +39,7 @@ void unpublish_manager(manager_api_actor mgr, std::uint16_t port, bool tls);
 
 /// Connects to a manager published at `ep` (blocks the caller), checks the
 /// protocol version and returns a local link to it.
-caf::expected<manager_api_actor> connect_manager(caf::actor_system& sys,
-                                                 const remote_endpoint& ep);
+caf::expected<manager_api_actor> connect_manager(caf::actor_system& sys, const remote_endpoint& ep);
 
 class connection_manager;
 

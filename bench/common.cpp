@@ -17,21 +17,19 @@ namespace bench {
 
 cluster_info read_env_file(const std::string& path) {
   std::ifstream in{path};
-  if (!in)
-    throw std::runtime_error("cannot read env file " + path);
+  if (!in) throw std::runtime_error("cannot read env file " + path);
   std::map<std::string, std::string> kv;
   std::string line;
   while (std::getline(in, line)) {
     auto eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos)
-      continue;
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
     kv[line.substr(0, eq)] = line.substr(eq + 1);
   }
   auto need = [&](const std::string& k) {
     auto it = kv.find(k);
     if (it == kv.end() || it->second.empty())
-      throw std::runtime_error("env file " + path + " lacks " + k
-                               + " (is the cluster fully started?)");
+      throw std::runtime_error("env file " + path + " lacks " + k +
+                               " (is the cluster fully started?)");
     return it->second;
   };
   cluster_info c;
@@ -42,30 +40,28 @@ cluster_info read_env_file(const std::string& path) {
   std::istringstream nodes{need("PGCM_TEST_NODES")};
   std::string n;
   while (nodes >> n)
-    c.servers.push_back(server{n, static_cast<std::uint16_t>(std::stoi(need("PGCM_TEST_PORT_" + n)))});
-  if (c.servers.empty())
-    throw std::runtime_error("env file " + path + " names no nodes");
+    c.servers.push_back(
+        server{n, static_cast<std::uint16_t>(std::stoi(need("PGCM_TEST_PORT_" + n)))});
+  if (c.servers.empty()) throw std::runtime_error("env file " + path + " names no nodes");
   // The primary first.
   auto it = kv.find("PGCM_TEST_PRIMARY");
   if (it != kv.end())
     for (std::size_t i = 1; i < c.servers.size(); ++i)
-      if (c.servers[i].name == it->second)
-        std::swap(c.servers[0], c.servers[i]);
+      if (c.servers[i].name == it->second) std::swap(c.servers[0], c.servers[i]);
   return c;
 }
 
-std::vector<std::pair<std::string, std::string>> conn_keywords(const cluster_info& c,
-                                                               const server& s,
-                                                               const std::string& app) {
+std::vector<std::pair<std::string, std::string>>
+conn_keywords(const cluster_info& c, const server& s, const std::string& app) {
   return {
-    {"host", c.host},
-    {"port", std::to_string(s.port)},
-    {"dbname", c.database},
-    {"user", c.user},
-    {"password", c.password},
-    {"application_name", app},
-    {"client_encoding", "UTF8"},
-    {"sslmode", "disable"},
+      {"host", c.host},
+      {"port", std::to_string(s.port)},
+      {"dbname", c.database},
+      {"user", c.user},
+      {"password", c.password},
+      {"application_name", app},
+      {"client_encoding", "UTF8"},
+      {"sslmode", "disable"},
   };
 }
 
@@ -76,8 +72,7 @@ long status_field(const char* key) {
   std::string line;
   auto len = std::string{key}.size();
   while (std::getline(in, line))
-    if (line.compare(0, len, key) == 0)
-      return std::atol(line.c_str() + len);
+    if (line.compare(0, len, key) == 0) return std::atol(line.c_str() + len);
   return -1;
 }
 
@@ -120,11 +115,9 @@ std::string read_first_line(const std::string& path) {
 thread_snapshot snapshot_threads() {
   thread_snapshot out;
   DIR* d = opendir("/proc/self/task");
-  if (d == nullptr)
-    return out;
+  if (d == nullptr) return out;
   while (auto* e = readdir(d)) {
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.') continue;
     std::string base = std::string{"/proc/self/task/"} + e->d_name;
     thread_sample t;
     t.comm = read_first_line(base + "/comm");
@@ -184,19 +177,15 @@ std::vector<std::pair<std::string, proc_usage>> group_usage(const thread_snapsho
 int socket_count() {
   int n = 0;
   DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr)
-    return -1;
+  if (d == nullptr) return -1;
   while (auto* e = readdir(d)) {
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.') continue;
     std::string path = std::string{"/proc/self/fd/"} + e->d_name;
     char target[256];
     auto len = ::readlink(path.c_str(), target, sizeof(target) - 1);
-    if (len <= 0)
-      continue;
+    if (len <= 0) continue;
     target[len] = 0;
-    if (std::string{target}.rfind("socket:", 0) == 0)
-      ++n;
+    if (std::string{target}.rfind("socket:", 0) == 0) ++n;
   }
   closedir(d);
   return n;

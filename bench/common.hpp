@@ -41,19 +41,19 @@ cluster_info read_env_file(const std::string& path);
 
 /// The libpq keyword/value pairs the raw references use (the same settings
 /// pgcm uses that matter for speed: TCP to 127.0.0.1, sslmode=disable).
-std::vector<std::pair<std::string, std::string>> conn_keywords(const cluster_info& c,
-                                                               const server& s,
-                                                               const std::string& app);
+std::vector<std::pair<std::string, std::string>>
+conn_keywords(const cluster_info& c, const server& s, const std::string& app);
 
 /// The replication-slots query of the spec.
-inline const std::string slots_sql = "SELECT slot_name, active, restart_lsn FROM pg_replication_slots";
+inline const std::string slots_sql =
+    "SELECT slot_name, active, restart_lsn FROM pg_replication_slots";
 inline const std::string select1_sql = "SELECT 1";
 
 /// What one measurement window of one contender produced.
 struct window_result {
-  std::uint64_t ops = 0;    // completed operations (queries or fan-out rounds)
-  std::uint64_t errors = 0; // failed operations (not counted in ops)
-  double seconds = 0;       // length of the window
+  std::uint64_t ops = 0;             // completed operations (queries or fan-out rounds)
+  std::uint64_t errors = 0;          // failed operations (not counted in ops)
+  double seconds = 0;                // length of the window
   std::vector<std::uint32_t> lat_ns; // one per op (saturates at ~4.29 s)
   std::string first_error;
   /// Further named values (e.g. when initialize() returned).
@@ -61,10 +61,8 @@ struct window_result {
 };
 
 inline std::uint32_t clamp_ns(std::int64_t ns) {
-  if (ns < 0)
-    return 0;
-  if (ns > 0xFFFFFFFFLL)
-    return 0xFFFFFFFFu;
+  if (ns < 0) return 0;
+  if (ns > 0xFFFFFFFFLL) return 0xFFFFFFFFu;
   return static_cast<std::uint32_t>(ns);
 }
 
@@ -93,15 +91,13 @@ struct window_gate {
 
 /// Percentile of sorted samples (nearest rank).
 inline double percentile(const std::vector<std::uint32_t>& sorted, double p) {
-  if (sorted.empty())
-    return 0;
+  if (sorted.empty()) return 0;
   auto idx = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
   return static_cast<double>(sorted[std::min(idx, sorted.size() - 1)]);
 }
 
 inline double median(std::vector<double> v) {
-  if (v.empty())
-    return 0;
+  if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   auto n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;

@@ -32,7 +32,7 @@ struct options {
   std::string env_file;
   double duration = 1.0; // seconds per contender per round
   int rounds = 5;
-  double warmup = -1;    // seconds per contender before the rounds; -1: duration/3
+  double warmup = -1; // seconds per contender before the rounds; -1: duration/3
   std::vector<std::string> only;
   std::string policy = "pgcm";
   int caf_threads = 0;
@@ -45,13 +45,13 @@ struct options {
   bool list = false;
   std::string log_level = "warn";
   bool raw_simple = false;
-  bool diag = false; // add diagnostic pgcm variants to the workloads
+  bool diag = false;         // add diagnostic pgcm variants to the workloads
   std::string side = "both"; // pgcm / raw: measure one side only (profiling)
-  std::string child; // internal: scale-pgcm / scale-raw
+  std::string child;         // internal: scale-pgcm / scale-raw
 };
 
 const char* usage_text =
-  R"(usage: pgcm_bench --env FILE [options]
+    R"(usage: pgcm_bench --env FILE [options]
 
 Measures pgcm and a raw-libpq reference for each workload in the same run,
 alternating them round by round, and prints throughput, p50/p99 latency and
@@ -94,16 +94,14 @@ the ratio pgcm/reference. Progress goes to stderr, the summary to stdout.
 double parse_double(const std::string& opt, const char* v) {
   char* end = nullptr;
   double d = std::strtod(v, &end);
-  if (end == v || *end != 0 || !(d >= 0))
-    throw std::runtime_error(opt + ": not a number: " + v);
+  if (end == v || *end != 0 || !(d >= 0)) throw std::runtime_error(opt + ": not a number: " + v);
   return d;
 }
 
 int parse_int(const std::string& opt, const char* v) {
   char* end = nullptr;
   long d = std::strtol(v, &end, 10);
-  if (end == v || *end != 0 || d < 0)
-    throw std::runtime_error(opt + ": not a count: " + v);
+  if (end == v || *end != 0 || d < 0) throw std::runtime_error(opt + ": not a count: " + v);
   return static_cast<int>(d);
 }
 
@@ -113,8 +111,7 @@ options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&]() -> const char* {
-      if (i + 1 >= argc)
-        throw std::runtime_error(a + " needs a value");
+      if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
       return argv[++i];
     };
     if (a == "--help" || a == "-h") {
@@ -134,8 +131,7 @@ options parse(int argc, char** argv) {
       std::stringstream ss{val()};
       std::string w;
       while (std::getline(ss, w, ','))
-        if (!w.empty())
-          o.only.push_back(w);
+        if (!w.empty()) o.only.push_back(w);
     } else if (a == "--policy") {
       o.policy = val();
       if (o.policy != "pgcm" && o.policy != "sharing" && o.policy != "stealing")
@@ -174,17 +170,12 @@ options parse(int argc, char** argv) {
     }
   }
   if (o.quick) {
-    if (!dur_set)
-      o.duration = 0.3;
-    if (!rounds_set)
-      o.rounds = 3;
-    if (!scale_set)
-      o.scale_seconds = 10;
+    if (!dur_set) o.duration = 0.3;
+    if (!rounds_set) o.rounds = 3;
+    if (!scale_set) o.scale_seconds = 10;
   }
-  if (o.scale_seconds < 0)
-    o.scale_seconds = 30;
-  if (o.warmup < 0)
-    o.warmup = o.duration / 3;
+  if (o.scale_seconds < 0) o.scale_seconds = 30;
+  if (o.warmup < 0) o.warmup = o.duration / 3;
   if (o.env_file.empty()) {
     for (const char* var : {"PGCM_BENCH_ENV", "PGCM_TEST_ENV_FILE"})
       if (const char* v = std::getenv(var); v && *v) {
@@ -206,15 +197,16 @@ struct workload {
   std::string unit = "q/s";
   std::function<std::vector<contender_ptr>()> make; // [0] pgcm, [1] primary reference, [2..] extra
   // Targets (of the issue); unset when <= 0.
-  double min_ratio = 0;        // throughput ratio pgcm/reference >= this
-  double max_p50_diff_us = 0;  // p50(pgcm) - p50(reference) <= this
-  double max_time_ratio = 0;   // duration ratio pgcm/reference <= this
+  double min_ratio = 0;       // throughput ratio pgcm/reference >= this
+  double max_p50_diff_us = 0; // p50(pgcm) - p50(reference) <= this
+  double max_time_ratio = 0;  // duration ratio pgcm/reference <= this
 };
 
 std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, const options& o) {
   std::vector<workload> ws;
   const server primary = c.servers[0];
-  std::vector<server> three(c.servers.begin(), c.servers.begin() + std::min<std::size_t>(3, c.servers.size()));
+  std::vector<server> three(c.servers.begin(),
+                            c.servers.begin() + std::min<std::size_t>(3, c.servers.size()));
   const bool prepared = !o.raw_simple;
   pool_settings pool; // min 1, max 10, pipeline depth 8, statement cache 256
 
@@ -223,8 +215,9 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
     for (int n : {1, 4, 16, 64}) {
       workload w;
       w.name = qname + ".c" + std::to_string(n);
-      w.title = "single node, " + std::string{qname == "select1" ? "SELECT 1" : "replication-slots query"}
-                + ", " + std::to_string(n) + " in flight, pool max 10, blocking facade";
+      w.title = "single node, " +
+                std::string{qname == "select1" ? "SELECT 1" : "replication-slots query"} + ", " +
+                std::to_string(n) + " in flight, pool max 10, blocking facade";
       w.make = [&c, &rt, primary, sql = sql, n, prepared, pool, diag = o.diag] {
         std::vector<contender_ptr> v;
         v.push_back(make_pgcm_single(rt, c, primary, sql, n, pgcm_api::facade, pool));
@@ -235,10 +228,8 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
         }
         return v;
       };
-      if (n == 16)
-        w.min_ratio = 0.8;
-      if (n == 1)
-        w.max_p50_diff_us = 25;
+      if (n == 16) w.min_ratio = 0.8;
+      if (n == 1) w.max_p50_diff_us = 25;
       ws.push_back(std::move(w));
     }
   }
@@ -252,43 +243,41 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
       v.push_back(make_raw_threads(c, primary, select1_sql, std::min(n, 10), prepared));
       return v;
     };
-    if (n == 16)
-      w.min_ratio = 0.8;
-    if (n == 1)
-      w.max_p50_diff_us = 25;
+    if (n == 16) w.min_ratio = 0.8;
+    if (n == 1) w.max_p50_diff_us = 25;
     ws.push_back(std::move(w));
   }
   for (auto api : {pgcm_api::facade, pgcm_api::actor}) {
     for (int n : {1, 16}) {
       workload w;
       w.name = "query_all.c" + std::to_string(n) + (api == pgcm_api::actor ? ".actor" : "");
-      w.title = "query_all over " + std::to_string(three.size()) + " nodes, slots query, "
-                + std::to_string(n) + " in flight, "
-                + (api == pgcm_api::actor ? "actor API" : "blocking facade");
+      w.title = "query_all over " + std::to_string(three.size()) + " nodes, slots query, " +
+                std::to_string(n) + " in flight, " +
+                (api == pgcm_api::actor ? "actor API" : "blocking facade");
       w.unit = "rounds/s";
       w.make = [&c, &rt, three, n, api, pool, diag = o.diag] {
         std::vector<contender_ptr> v;
         v.push_back(make_pgcm_all(rt, c, three, slots_sql, n, api, pool));
         v.push_back(make_raw_poll(c, three, slots_sql, 1, n, 1, "raw-poll-fanout"));
         if (n > 1)
-          v.push_back(make_raw_poll(c, three, slots_sql, std::min(n, 10), n, 1,
-                                    "raw-poll-fanout-" + std::to_string(std::min(n, 10)) + "/node"));
+          v.push_back(
+              make_raw_poll(c, three, slots_sql, std::min(n, 10), n, 1,
+                            "raw-poll-fanout-" + std::to_string(std::min(n, 10)) + "/node"));
         if (diag && api == pgcm_api::facade)
           v.push_back(make_pgcm_all(rt, c, three, slots_sql, n, pgcm_api::scoped, pool));
         return v;
       };
-      if (n == 16)
-        w.min_ratio = 0.8;
-      if (n == 1)
-        w.max_p50_diff_us = 25;
+      if (n == 16) w.min_ratio = 0.8;
+      if (n == 1) w.max_p50_diff_us = 25;
       ws.push_back(std::move(w));
     }
   }
   for (auto api : {pgcm_api::facade, pgcm_api::actor}) {
     workload w;
     w.name = std::string{"overflow.c64"} + (api == pgcm_api::actor ? ".actor" : "");
-    w.title = std::string{"single node, SELECT 1, 64 in flight on 10 connections (pgcm pipelines), "}
-              + (api == pgcm_api::actor ? "actor API" : "blocking facade");
+    w.title =
+        std::string{"single node, SELECT 1, 64 in flight on 10 connections (pgcm pipelines), "} +
+        (api == pgcm_api::actor ? "actor API" : "blocking facade");
     w.make = [&c, &rt, primary, api, pool] {
       std::vector<contender_ptr> v;
       v.push_back(make_pgcm_single(rt, c, primary, select1_sql, 64, api, pool));
@@ -303,8 +292,8 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
     workload w;
     w.name = std::string{"waiting.c64"} + (api == pgcm_api::actor ? ".actor" : "");
     w.title = std::string{"single node, SELECT 1, 64 in flight on 10 connections, pipeline_depth 1 "
-                          "(requests wait in pgcm's queue), "}
-              + (api == pgcm_api::actor ? "actor API" : "blocking facade");
+                          "(requests wait in pgcm's queue), "} +
+              (api == pgcm_api::actor ? "actor API" : "blocking facade");
     w.make = [&c, &rt, primary, api, pool] {
       auto p = pool;
       p.pipeline_depth = 1;
@@ -334,9 +323,9 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
   {
     workload w;
     w.name = "scale";
-    w.title = std::to_string(o.scale_nodes) + " nodes on the " + std::to_string(c.servers.size())
-              + " servers, pool min=max=1: RSS, threads, idle CPU over "
-              + std::to_string(static_cast<int>(o.scale_seconds)) + " s";
+    w.title = std::to_string(o.scale_nodes) + " nodes on the " + std::to_string(c.servers.size()) +
+              " servers, pool min=max=1: RSS, threads, idle CPU over " +
+              std::to_string(static_cast<int>(o.scale_seconds)) + " s";
     w.k = kind::scale;
     w.unit = "";
     ws.push_back(std::move(w));
@@ -345,12 +334,10 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
 }
 
 bool selected(const options& o, const std::string& name) {
-  if (o.only.empty())
-    return true;
+  if (o.only.empty()) return true;
   for (auto& p : o.only) {
     if (!p.empty() && p.back() == '*') {
-      if (name.compare(0, p.size() - 1, p, 0, p.size() - 1) == 0)
-        return true;
+      if (name.compare(0, p.size() - 1, p, 0, p.size() - 1) == 0) return true;
     } else if (name == p || name.rfind(p + ".", 0) == 0) {
       return true;
     }
@@ -397,8 +384,8 @@ struct workload_result {
   bool failed = false;
   std::string failure;
   std::vector<contender_result> contenders;
-  std::vector<double> ratio_vs;  // per contender: its value / the reference's, median over rounds
-  double p50_diff_us = 0;        // vs the primary reference
+  std::vector<double> ratio_vs; // per contender: its value / the reference's, median over rounds
+  double p50_diff_us = 0;       // vs the primary reference
   // target
   std::string target_text;
   bool has_target = false, met = false;
@@ -476,8 +463,7 @@ workload_result run_measured(const workload& w, const options& o) {
       for (std::size_t k = 0; k < n; ++k) {
         auto i = (k + static_cast<std::size_t>(r)) % n; // alternate who goes first
         thread_snapshot th0, th1;
-        if (o.diag)
-          th0 = snapshot_threads();
+        if (o.diag) th0 = snapshot_threads();
         auto u0 = usage_now();
         auto wr = cs[i]->run(d);
         auto u1 = usage_now();
@@ -485,7 +471,8 @@ workload_result run_measured(const workload& w, const options& o) {
           th1 = snapshot_threads();
           auto& acc = res.contenders[i].groups;
           for (auto& [gname, u] : group_usage(th0, th1, u0, u1)) {
-            auto it = std::find_if(acc.begin(), acc.end(), [&](auto& x) { return x.first == gname; });
+            auto it =
+                std::find_if(acc.begin(), acc.end(), [&](auto& x) { return x.first == gname; });
             if (it == acc.end())
               acc.emplace_back(gname, u);
             else {
@@ -496,19 +483,21 @@ workload_result run_measured(const workload& w, const options& o) {
           res.contenders[i].group_ops += wr.ops;
         }
         auto& cr = res.contenders[i];
-        if (wr.errors > 0 && cr.first_error.empty())
-          cr.first_error = wr.first_error;
+        if (wr.errors > 0 && cr.first_error.empty()) cr.first_error = wr.first_error;
         this_round[i] = summarize(wr, w.k);
         if (wr.ops > 0) {
-          this_round[i].cpu_us_per_op = static_cast<double>(u1.cpu_ns - u0.cpu_ns) / 1e3 / static_cast<double>(wr.ops);
-          this_round[i].ctxsw_per_op = static_cast<double>(u1.ctxsw - u0.ctxsw) / static_cast<double>(wr.ops);
+          this_round[i].cpu_us_per_op =
+              static_cast<double>(u1.cpu_ns - u0.cpu_ns) / 1e3 / static_cast<double>(wr.ops);
+          this_round[i].ctxsw_per_op =
+              static_cast<double>(u1.ctxsw - u0.ctxsw) / static_cast<double>(wr.ops);
         }
       }
       for (std::size_t i = 0; i < n; ++i) {
         auto& s = this_round[i];
         progress("  %s %s %s %s p50 %s p99 %s us%s", i ? "|" : "", res.contenders[i].name.c_str(),
                  fmt_value(s.value, w.k).c_str(), w.unit.c_str(), fmt(s.p50_us, 1).c_str(),
-                 (fmt(s.p99_us, 1)).c_str(), s.errors ? (" ERRORS " + std::to_string(s.errors)).c_str() : "");
+                 (fmt(s.p99_us, 1)).c_str(),
+                 s.errors ? (" ERRORS " + std::to_string(s.errors)).c_str() : "");
         res.contenders[i].rounds.push_back(s);
       }
       progress("\n");
@@ -526,8 +515,7 @@ workload_result run_measured(const workload& w, const options& o) {
     }
   }
   cs.clear();
-  if (res.failed || res.contenders.empty() || res.contenders[0].rounds.empty())
-    return res;
+  if (res.failed || res.contenders.empty() || res.contenders[0].rounds.empty()) return res;
   for (auto& cr : res.contenders) {
     std::vector<double> v, p50, p99, cpu, csw;
     for (auto& r : cr.rounds) {
@@ -544,20 +532,17 @@ workload_result run_measured(const workload& w, const options& o) {
     cr.cpu_us_per_op = median(cpu);
     cr.ctxsw_per_op = median(csw);
   }
-  if (o.side != "both")
-    return res; // one side only (for profiling): no ratios, no targets
+  if (o.side != "both") return res; // one side only (for profiling): no ratios, no targets
   auto& pg = res.contenders[0];
   // ratio_vs[i]: contender i / the reference (contender 1), median over rounds.
   res.ratio_vs.assign(res.contenders.size(), 1.0);
   for (std::size_t i = 0; i < res.contenders.size(); ++i) {
-    if (i == 1)
-      continue;
+    if (i == 1) continue;
     std::vector<double> ratios;
     auto& me = res.contenders[i];
     auto& ref = res.contenders[1];
     for (std::size_t r = 0; r < me.rounds.size() && r < ref.rounds.size(); ++r)
-      if (ref.rounds[r].value > 0)
-        ratios.push_back(me.rounds[r].value / ref.rounds[r].value);
+      if (ref.rounds[r].value > 0) ratios.push_back(me.rounds[r].value / ref.rounds[r].value);
     res.ratio_vs[i] = median(ratios);
   }
   {
@@ -578,8 +563,8 @@ workload_result run_measured(const workload& w, const options& o) {
   }
   if (w.max_p50_diff_us > 0) {
     res.has_target = true;
-    parts.push_back("p50 " + std::string{res.p50_diff_us >= 0 ? "+" : ""} + fmt(res.p50_diff_us, 1)
-                    + " us <= +" + fmt(w.max_p50_diff_us, 0) + " us");
+    parts.push_back("p50 " + std::string{res.p50_diff_us >= 0 ? "+" : ""} +
+                    fmt(res.p50_diff_us, 1) + " us <= +" + fmt(w.max_p50_diff_us, 0) + " us");
     met = met && res.p50_diff_us <= w.max_p50_diff_us;
   }
   if (w.max_time_ratio > 0) {
@@ -587,8 +572,7 @@ workload_result run_measured(const workload& w, const options& o) {
     parts.push_back("time ratio " + fmt(ratio, 2) + " <= " + fmt(w.max_time_ratio, 1));
     met = met && ratio <= w.max_time_ratio;
   }
-  if (!clean)
-    parts.push_back("pgcm had errors");
+  if (!clean) parts.push_back("pgcm had errors");
   for (auto& p : parts)
     res.target_text += (res.target_text.empty() ? "" : ", ") + p;
   res.met = met && clean;
@@ -599,13 +583,10 @@ workload_result run_measured(const workload& w, const options& o) {
 
 double json_num(const std::string& j, const std::string& key, double dflt = -1) {
   auto p = j.find("\"" + key + "\":");
-  if (p == std::string::npos)
-    return dflt;
+  if (p == std::string::npos) return dflt;
   p += key.size() + 3;
-  if (j.compare(p, 4, "true") == 0)
-    return 1;
-  if (j.compare(p, 5, "false") == 0)
-    return 0;
+  if (j.compare(p, 4, "true") == 0) return 1;
+  if (j.compare(p, 5, "false") == 0) return 0;
   return std::strtod(j.c_str() + p, nullptr);
 }
 
@@ -623,17 +604,15 @@ std::string shell_quote(const std::string& s) {
 scale_side run_scale_child(const options& o, const std::string& which) {
   char self[4096];
   auto len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (len <= 0)
-    throw std::runtime_error("cannot find /proc/self/exe");
+  if (len <= 0) throw std::runtime_error("cannot find /proc/self/exe");
   self[len] = 0;
-  std::string cmd = shell_quote(self) + " --child " + which + " --env " + shell_quote(o.env_file)
-                    + " --policy " + o.policy + " --caf-threads " + std::to_string(o.caf_threads)
-                    + " --scale-seconds " + fmt(o.scale_seconds, 3) + " --scale-probe "
-                    + fmt(o.scale_probe, 3) + " --scale-nodes " + std::to_string(o.scale_nodes)
-                    + " --log-level " + shell_quote(o.log_level);
+  std::string cmd = shell_quote(self) + " --child " + which + " --env " + shell_quote(o.env_file) +
+                    " --policy " + o.policy + " --caf-threads " + std::to_string(o.caf_threads) +
+                    " --scale-seconds " + fmt(o.scale_seconds, 3) + " --scale-probe " +
+                    fmt(o.scale_probe, 3) + " --scale-nodes " + std::to_string(o.scale_nodes) +
+                    " --log-level " + shell_quote(o.log_level);
   FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p)
-    throw std::runtime_error("cannot run " + cmd);
+  if (!p) throw std::runtime_error("cannot run " + cmd);
   std::string out;
   char buf[4096];
   while (auto n = std::fread(buf, 1, sizeof(buf), p))
@@ -641,7 +620,8 @@ scale_side run_scale_child(const options& o, const std::string& which) {
   int rc = ::pclose(p);
   auto nl = out.find_last_of('{');
   if (nl == std::string::npos)
-    throw std::runtime_error("scale child " + which + " printed no result (exit " + std::to_string(rc) + ")");
+    throw std::runtime_error("scale child " + which + " printed no result (exit " +
+                             std::to_string(rc) + ")");
   std::string j = out.substr(nl);
   while (!j.empty() && (j.back() == '\n' || j.back() == ' '))
     j.pop_back();
@@ -682,8 +662,7 @@ workload_result run_scale(const workload& w, const options& o) {
   res.has_target = true;
   res.met = res.scale_pgcm.ok && res.scale_pgcm.cpu_pct < 1.0;
   res.target_text = "idle CPU " + fmt(res.scale_pgcm.cpu_pct, 3) + "% < 1% of a core";
-  if (!res.scale_pgcm.ok)
-    res.target_text += ", pgcm side failed";
+  if (!res.scale_pgcm.ok) res.target_text += ", pgcm side failed";
   return res;
 }
 
@@ -693,26 +672,33 @@ std::string json_str(const std::string& s) {
   std::string out = "\"";
   for (unsigned char ch : s) {
     switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (ch < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof(b), "\\u%04x", ch);
-          out += b;
-        } else {
-          out += static_cast<char>(ch);
-        }
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    default:
+      if (ch < 0x20) {
+        char b[8];
+        std::snprintf(b, sizeof(b), "\\u%04x", ch);
+        out += b;
+      } else {
+        out += static_cast<char>(ch);
+      }
     }
   }
   return out + "\"";
 }
 
 std::string jnum(double v) {
-  if (!std::isfinite(v))
-    return "null";
+  if (!std::isfinite(v)) return "null";
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.6g", v);
   return buf;
@@ -735,13 +721,14 @@ std::string to_json(const options& o, const cluster_info& c, const std::vector<w
     << ",\"raw_prepared\":" << (o.raw_simple ? "false" : "true") << ",\"workloads\":[";
   bool first = true;
   for (auto& r : rs) {
-    j << (first ? "" : ",") << "{\"name\":" << json_str(r.name) << ",\"title\":" << json_str(r.title)
-      << ",\"kind\":"
-      << json_str(r.k == kind::throughput ? "throughput" : r.k == kind::duration ? "duration" : "scale")
+    j << (first ? "" : ",") << "{\"name\":" << json_str(r.name)
+      << ",\"title\":" << json_str(r.title) << ",\"kind\":"
+      << json_str(r.k == kind::throughput ? "throughput"
+                  : r.k == kind::duration ? "duration"
+                                          : "scale")
       << ",\"unit\":" << json_str(r.unit) << ",\"failed\":" << (r.failed ? "true" : "false");
     first = false;
-    if (r.failed)
-      j << ",\"failure\":" << json_str(r.failure);
+    if (r.failed) j << ",\"failure\":" << json_str(r.failure);
     if (r.k == kind::scale && !r.failed) {
       j << ",\"pgcm\":" << r.scale_pgcm.raw_json << ",\"raw\":" << r.scale_raw.raw_json;
     } else if (!r.failed) {
@@ -750,26 +737,26 @@ std::string to_json(const options& o, const cluster_info& c, const std::vector<w
         auto& cr = r.contenders[i];
         j << (i ? "," : "") << "{\"name\":" << json_str(cr.name)
           << ",\"describe\":" << json_str(cr.describe) << ",\"role\":"
-          << json_str(cr.name.rfind("pgcm", 0) == 0 ? "pgcm" : i <= 1 ? "reference" : "extra reference")
+          << json_str(cr.name.rfind("pgcm", 0) == 0 ? "pgcm"
+                      : i <= 1                      ? "reference"
+                                                    : "extra reference")
           << ",\"value\":" << jnum(cr.value) << ",\"p50_us\":" << jnum(cr.p50_us)
           << ",\"p99_us\":" << jnum(cr.p99_us) << ",\"cpu_us_per_op\":" << jnum(cr.cpu_us_per_op)
           << ",\"ctxsw_per_op\":" << jnum(cr.ctxsw_per_op) << ",\"errors\":" << cr.errors;
-        if (!cr.first_error.empty())
-          j << ",\"first_error\":" << json_str(cr.first_error);
+        if (!cr.first_error.empty()) j << ",\"first_error\":" << json_str(cr.first_error);
         if (!cr.groups.empty() && cr.group_ops > 0) {
           j << ",\"per_op_by_thread_group\":{";
           bool f1 = true;
           for (auto& [gname, u] : cr.groups) {
             auto ops = static_cast<double>(cr.group_ops);
-            j << (f1 ? "" : ",") << json_str(gname) << ":{\"cpu_us\":"
-              << jnum(static_cast<double>(u.cpu_ns) / 1e3 / ops)
+            j << (f1 ? "" : ",") << json_str(gname)
+              << ":{\"cpu_us\":" << jnum(static_cast<double>(u.cpu_ns) / 1e3 / ops)
               << ",\"csw\":" << jnum(static_cast<double>(u.ctxsw) / ops) << "}";
             f1 = false;
           }
           j << "}";
         }
-        if (i < r.ratio_vs.size())
-          j << ",\"ratio_to_reference\":" << jnum(r.ratio_vs[i]);
+        if (i < r.ratio_vs.size()) j << ",\"ratio_to_reference\":" << jnum(r.ratio_vs[i]);
         j << ",\"rounds\":[";
         for (std::size_t k = 0; k < cr.rounds.size(); ++k) {
           auto& s = cr.rounds[k];
@@ -799,9 +786,10 @@ std::string to_json(const options& o, const cluster_info& c, const std::vector<w
 
 void print_table(FILE* f, const options& o, const std::vector<workload_result>& rs,
                  const std::string& started) {
-  std::fprintf(f, "\npgcm_bench summary (%s, %u cores, policy %s, %d x %.2f s rounds, medians over rounds)\n",
-               started.c_str(), std::thread::hardware_concurrency(), o.policy.c_str(), o.rounds,
-               o.duration);
+  std::fprintf(
+      f,
+      "\npgcm_bench summary (%s, %u cores, policy %s, %d x %.2f s rounds, medians over rounds)\n",
+      started.c_str(), std::thread::hardware_concurrency(), o.policy.c_str(), o.rounds, o.duration);
   std::fprintf(f, "%-20s %-24s %12s %9s %9s %7s %8s %7s  %s\n", "workload", "contender", "value",
                "p50 us", "p99 us", "ratio", "cpu/op", "csw/op", "");
   for (auto& r : rs) {
@@ -812,8 +800,9 @@ void print_table(FILE* f, const options& o, const std::vector<workload_result>& 
     if (r.k == kind::scale) {
       auto line = [&](const char* who, const scale_side& s) {
         double delta = s.rss_nodes - s.rss_system;
-        std::fprintf(f, "%-20s %-24s RSS +%.0f KiB (%.1f KiB/conn over %.0f conns, %.1f KiB/node), "
-                        "%.0f threads (+%.0f), idle CPU %.3f%% of a core (max probe %.3f%%)\n",
+        std::fprintf(f,
+                     "%-20s %-24s RSS +%.0f KiB (%.1f KiB/conn over %.0f conns, %.1f KiB/node), "
+                     "%.0f threads (+%.0f), idle CPU %.3f%% of a core (max probe %.3f%%)\n",
                      who[0] == 'p' ? r.name.c_str() : "", who, delta,
                      s.sockets > 0 ? delta / s.sockets : 0, s.sockets, delta / o.scale_nodes,
                      s.threads_nodes, s.threads_nodes - s.threads_base, s.cpu_pct, s.cpu_max);
@@ -830,34 +819,37 @@ void print_table(FILE* f, const options& o, const std::vector<workload_result>& 
       std::string ratio;
       if (r.ratio_vs.size() == r.contenders.size() && r.ratio_vs.size() > 1)
         ratio = i == 1 ? "ref" : fmt(r.ratio_vs[i], 2);
-      std::string val = fmt_value(c.value, r.k) + " " + (r.k == kind::duration ? "ms" : r.unit == "q/s" ? "q/s" : "r/s");
+      std::string val = fmt_value(c.value, r.k) + " " +
+                        (r.k == kind::duration ? "ms"
+                         : r.unit == "q/s"     ? "q/s"
+                                               : "r/s");
       std::string note = c.errors ? "errors: " + std::to_string(c.errors) : "";
       if (!c.rounds.empty())
         for (std::size_t e = 0; e < c.rounds[0].extra.size(); ++e) {
           std::vector<double> xs;
           for (auto& rr : c.rounds)
-            if (e < rr.extra.size())
-              xs.push_back(rr.extra[e].second);
-          note += (note.empty() ? "" : "; ") + c.rounds[0].extra[e].first + " " + fmt(median(xs), 1);
+            if (e < rr.extra.size()) xs.push_back(rr.extra[e].second);
+          note +=
+              (note.empty() ? "" : "; ") + c.rounds[0].extra[e].first + " " + fmt(median(xs), 1);
         }
       bool dur = r.k == kind::duration;
       if (!c.groups.empty() && c.group_ops > 0) {
         std::string g;
         for (auto& [gname, u] : c.groups) {
-          if (u.cpu_ns <= 0 && u.ctxsw <= 0)
-            continue;
+          if (u.cpu_ns <= 0 && u.ctxsw <= 0) continue;
           auto ops = static_cast<double>(c.group_ops);
-          g += (g.empty() ? "" : ", ") + gname + " " + fmt(static_cast<double>(u.cpu_ns) / 1e3 / ops, 1)
-               + " us " + fmt(static_cast<double>(u.ctxsw) / ops, 1) + " csw";
+          g += (g.empty() ? "" : ", ") + gname + " " +
+               fmt(static_cast<double>(u.cpu_ns) / 1e3 / ops, 1) + " us " +
+               fmt(static_cast<double>(u.ctxsw) / ops, 1) + " csw";
         }
         note += (note.empty() ? "" : "; ") + std::string{"per op: "} + g;
       }
       std::fprintf(f, "%-20s %-24s %12s %9s %9s %7s %8s %7s  %s\n", i == 0 ? r.name.c_str() : "",
                    c.name.c_str(), val.c_str(), dur ? "" : fmt(c.p50_us, 1).c_str(),
                    dur ? "" : fmt(c.p99_us, 1).c_str(), ratio.c_str(),
-                   dur ? (fmt(c.cpu_us_per_op / 1e3, 1) + "ms").c_str() : fmt(c.cpu_us_per_op, 1).c_str(),
-                   fmt(c.ctxsw_per_op, dur ? 0 : 1).c_str(),
-                   note.c_str());
+                   dur ? (fmt(c.cpu_us_per_op / 1e3, 1) + "ms").c_str()
+                       : fmt(c.cpu_us_per_op, 1).c_str(),
+                   fmt(c.ctxsw_per_op, dur ? 0 : 1).c_str(), note.c_str());
     }
   }
   std::fprintf(f, "\nratio = median over rounds of pgcm/reference (throughput: higher is better; "
@@ -875,18 +867,19 @@ int run(int argc, char** argv) {
   auto o = parse(argc, argv);
   set_pgcm_log_level(o.log_level);
   if (o.env_file.empty() && !o.list)
-    throw std::runtime_error("no cluster: give --env FILE (or run scripts/bench, which starts one)");
+    throw std::runtime_error(
+        "no cluster: give --env FILE (or run scripts/bench, which starts one)");
   cluster_info c;
   if (!o.env_file.empty())
     c = read_env_file(o.env_file);
   else
     c.servers = {{"node0", 0}, {"node1", 0}, {"node2", 0}};
   if (o.child == "scale-pgcm")
-    return scale_child_pgcm(c, o.policy, o.caf_threads, o.scale_nodes, o.scale_seconds, o.scale_probe);
+    return scale_child_pgcm(c, o.policy, o.caf_threads, o.scale_nodes, o.scale_seconds,
+                            o.scale_probe);
   if (o.child == "scale-raw")
     return scale_child_raw(c, o.scale_nodes, o.scale_seconds, o.scale_probe);
-  if (!o.child.empty())
-    throw std::runtime_error("unknown --child " + o.child);
+  if (!o.child.empty()) throw std::runtime_error("unknown --child " + o.child);
   if (c.servers.size() < 3)
     progress("warning: the cluster has %zu servers; query_all workloads use all of them\n",
              c.servers.size());
@@ -907,19 +900,16 @@ int run(int argc, char** argv) {
   std::vector<workload_result> results;
   bool any = false;
   for (auto& w : ws) {
-    if (!selected(o, w.name))
-      continue;
+    if (!selected(o, w.name)) continue;
     any = true;
     results.push_back(w.k == kind::scale ? run_scale(w, o) : run_measured(w, o));
   }
-  if (!any)
-    throw std::runtime_error("--only matched no workload (see --list)");
+  if (!any) throw std::runtime_error("--only matched no workload (see --list)");
   auto json = to_json(o, c, results, started);
   if (!o.json_file.empty()) {
     std::ofstream out{o.json_file};
     out << json;
-    if (!out)
-      throw std::runtime_error("cannot write " + o.json_file);
+    if (!out) throw std::runtime_error("cannot write " + o.json_file);
   }
   if (o.json) {
     print_table(stderr, o, results, started);

@@ -13,10 +13,10 @@
 #include <caf/scoped_actor.hpp>
 
 #include <pgcm/actors/cluster_manager.hpp>
-#include <pgcm/scheduler.hpp>
 #include <pgcm/messages/error.hpp>
 #include <pgcm/messages/protocol.hpp>
 #include <pgcm/pgcm.hpp>
+#include <pgcm/scheduler.hpp>
 
 namespace bench {
 
@@ -35,7 +35,8 @@ pgcm_runtime::pgcm_runtime(const std::string& policy, int max_threads) : impl_(n
   if (policy == "pgcm")
     pgcm::use_pgcm_scheduler(impl_->cfg);
   else
-    impl_->cfg.set("scheduler.policy", policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+    impl_->cfg.set("scheduler.policy",
+                   policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   if (max_threads > 0)
     impl_->cfg.set("scheduler.max-threads", static_cast<std::size_t>(max_threads));
   impl_->policy = policy;
@@ -84,8 +85,9 @@ pgcm::manager_options bench_options() {
 }
 
 std::string pool_text(pool_settings p) {
-  return "pool min " + std::to_string(p.min) + " max " + std::to_string(p.max) + ", pipeline depth "
-         + std::to_string(p.pipeline_depth) + (p.statement_cache > 0 ? ", prepared" : ", unprepared");
+  return "pool min " + std::to_string(p.min) + " max " + std::to_string(p.max) +
+         ", pipeline depth " + std::to_string(p.pipeline_depth) +
+         (p.statement_cache > 0 ? ", prepared" : ", unprepared");
 }
 
 /// Waits until the pools of `mgr` have opened `want` connections (or 30 s).
@@ -95,10 +97,8 @@ bool wait_pools(pgcm::connection_manager& mgr, std::int64_t want, std::chrono::m
     std::int64_t open = 0;
     for (auto& s : mgr.get_all_pool_stats())
       open += s.connections_opened;
-    if (open >= want)
-      return true;
-    if (now_ns() > give_up)
-      return false;
+    if (open >= want) return true;
+    if (now_ns() > give_up) return false;
     std::this_thread::sleep_for(poll);
   }
 }
@@ -137,16 +137,16 @@ class pgcm_facade final : public contender {
 public:
   pgcm_facade(pgcm_runtime& rt, cluster_info c, std::vector<server> servers, request_spec req,
               int threads, pool_settings pool)
-    : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), req_(std::move(req)), n_(threads),
-      pool_(pool) {}
+      : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), req_(std::move(req)), n_(threads),
+        pool_(pool) {}
 
   ~pgcm_facade() override { teardown(); }
 
   std::string name() const override { return "pgcm-facade"; }
 
   std::string describe() const override {
-    return std::to_string(n_) + " threads looping on " + (req_.all ? "query_all()" : "query()")
-           + " (blocking facade), " + pool_text(pool_) + ", policy " + rt_.policy();
+    return std::to_string(n_) + " threads looping on " + (req_.all ? "query_all()" : "query()") +
+           " (blocking facade), " + pool_text(pool_) + ", policy " + rt_.policy();
   }
 
   void setup() override {
@@ -184,15 +184,13 @@ public:
           auto t0 = now_ns();
           bool ok = facade_call(*mgr_, req_, err);
           auto t1 = now_ns();
-          if (stop.load(std::memory_order_relaxed))
-            break;
+          if (stop.load(std::memory_order_relaxed)) break;
           if (ok) {
             ++me.ops;
             me.lat.push_back(clamp_ns(t1 - t0));
           } else {
             ++me.errors;
-            if (me.first_error.empty())
-              me.first_error = err;
+            if (me.first_error.empty()) me.first_error = err;
           }
         }
       });
@@ -214,8 +212,7 @@ public:
     for (auto& l : locals) {
       out.ops += l.ops;
       out.errors += l.errors;
-      if (out.first_error.empty())
-        out.first_error = l.first_error;
+      if (out.first_error.empty()) out.first_error = l.first_error;
       out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
     }
     return out;
@@ -261,8 +258,7 @@ void on_reply(caf::event_based_actor* self, const ctx_ptr& ctx, std::int64_t t0,
     ctx->out.lat_ns.push_back(clamp_ns(now_ns() - t0));
   } else {
     ++ctx->out.errors;
-    if (ctx->out.first_error.empty())
-      ctx->out.first_error = err;
+    if (ctx->out.first_error.empty()) ctx->out.first_error = err;
   }
   issue(self, ctx);
 }
@@ -280,18 +276,18 @@ void issue(caf::event_based_actor* self, const ctx_ptr& ctx) {
   if (ctx->req.all) {
     self->request(ctx->mgr, caf::infinite, pgcm::query_all_atom::value, ctx->req.sql,
                   std::vector<pgcm::param>{}, caf::timespan{30s}, false)
-      .then(
-        [self, ctx, t0](std::vector<pgcm::node_result_set>& res) {
-          for (auto& n : res)
-            if (!n.success)
-              return on_reply(self, ctx, t0, false, n.error ? n.error->message : "node failed");
-          on_reply(self, ctx, t0, true, {});
-        },
-        on_error);
+        .then(
+            [self, ctx, t0](std::vector<pgcm::node_result_set>& res) {
+              for (auto& n : res)
+                if (!n.success)
+                  return on_reply(self, ctx, t0, false, n.error ? n.error->message : "node failed");
+              on_reply(self, ctx, t0, true, {});
+            },
+            on_error);
   } else {
     self->request(ctx->mgr, caf::infinite, pgcm::query_atom::value, ctx->req.node, ctx->req.sql,
                   std::vector<pgcm::param>{}, caf::timespan{30s})
-      .then([self, ctx, t0](pgcm::result_set&) { on_reply(self, ctx, t0, true, {}); }, on_error);
+        .then([self, ctx, t0](pgcm::result_set&) { on_reply(self, ctx, t0, true, {}); }, on_error);
   }
 }
 
@@ -301,8 +297,8 @@ public:
   /// request/receive (what the facade does, minus a scoped_actor per call).
   pgcm_actor(pgcm_runtime& rt, cluster_info c, std::vector<server> servers, request_spec req,
              int in_flight, pool_settings pool, bool blocking)
-    : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), req_(std::move(req)),
-      n_(in_flight), pool_(pool), blocking_(blocking) {}
+      : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), req_(std::move(req)),
+        n_(in_flight), pool_(pool), blocking_(blocking) {}
 
   ~pgcm_actor() override { teardown(); }
 
@@ -310,12 +306,12 @@ public:
 
   std::string describe() const override {
     if (blocking_)
-      return std::to_string(n_) + " threads, each reusing one scoped_actor for request/receive "
-             + "(facade minus its scoped_actor per call), " + pool_text(pool_) + ", policy "
-             + rt_.policy();
-    return "1 requester actor keeping " + std::to_string(n_) + " "
-           + (req_.all ? "query_all_atom" : "query_atom") + " requests outstanding, "
-           + pool_text(pool_) + ", policy " + rt_.policy();
+      return std::to_string(n_) + " threads, each reusing one scoped_actor for request/receive " +
+             "(facade minus its scoped_actor per call), " + pool_text(pool_) + ", policy " +
+             rt_.policy();
+    return "1 requester actor keeping " + std::to_string(n_) + " " +
+           (req_.all ? "query_all_atom" : "query_atom") + " requests outstanding, " +
+           pool_text(pool_) + ", policy " + rt_.policy();
   }
 
   window_result run_blocking(nanoseconds d) {
@@ -348,37 +344,35 @@ public:
             // 32 s: the facade's own guard (query timeout + 2 s).
             self->request(mgr_, 32s, pgcm::query_all_atom::value, req_.sql,
                           std::vector<pgcm::param>{}, caf::timespan{30s}, false)
-              .receive(
-                [&](std::vector<pgcm::node_result_set>& res) {
-                  for (auto& n : res)
-                    if (!n.success) {
+                .receive(
+                    [&](std::vector<pgcm::node_result_set>& res) {
+                      for (auto& n : res)
+                        if (!n.success) {
+                          ok = false;
+                          err = n.error ? n.error->message : "node failed";
+                        }
+                    },
+                    [&](caf::error& e) {
                       ok = false;
-                      err = n.error ? n.error->message : "node failed";
-                    }
-                },
-                [&](caf::error& e) {
-                  ok = false;
-                  err = pgcm::to_error_info(e).message;
-                });
+                      err = pgcm::to_error_info(e).message;
+                    });
           } else {
             self->request(mgr_, 32s, pgcm::query_atom::value, req_.node, req_.sql,
                           std::vector<pgcm::param>{}, caf::timespan{30s})
-              .receive([&](pgcm::result_set&) {},
-                       [&](caf::error& e) {
-                         ok = false;
-                         err = pgcm::to_error_info(e).message;
-                       });
+                .receive([&](pgcm::result_set&) {},
+                         [&](caf::error& e) {
+                           ok = false;
+                           err = pgcm::to_error_info(e).message;
+                         });
           }
           auto t1 = now_ns();
-          if (stop.load(std::memory_order_relaxed))
-            break;
+          if (stop.load(std::memory_order_relaxed)) break;
           if (ok) {
             ++me.ops;
             me.lat.push_back(clamp_ns(t1 - t0));
           } else {
             ++me.errors;
-            if (me.first_error.empty())
-              me.first_error = err;
+            if (me.first_error.empty()) me.first_error = err;
           }
         }
       });
@@ -400,8 +394,7 @@ public:
     for (auto& l : locals) {
       out.ops += l.ops;
       out.errors += l.errors;
-      if (out.first_error.empty())
-        out.first_error = l.first_error;
+      if (out.first_error.empty()) out.first_error = l.first_error;
       out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
     }
     return out;
@@ -410,31 +403,28 @@ public:
   void setup() override {
     auto& sys = *rt_.get().sys;
     auto hdl = pgcm::spawn_manager(sys, bench_options());
-    if (!hdl)
-      throw std::runtime_error("spawn_manager failed: " + sys.render(hdl.error()));
+    if (!hdl) throw std::runtime_error("spawn_manager failed: " + sys.render(hdl.error()));
     mgr_ = *hdl;
     caf::scoped_actor self{sys};
     caf::error failure;
     self->request(mgr_, 60s, pgcm::initialize_atom::value, node_entries(c_, servers_, pool_))
-      .receive([](pgcm::ok_atom) {}, [&](caf::error& e) { failure = e; });
+        .receive([](pgcm::ok_atom) {}, [&](caf::error& e) { failure = e; });
     if (failure)
       throw std::runtime_error("pgcm initialize failed: " + pgcm::to_error_info(failure).message);
   }
 
   void teardown() override {
-    if (!mgr_)
-      return;
+    if (!mgr_) return;
     {
       caf::scoped_actor self{*rt_.get().sys};
       self->request(mgr_, 30s, pgcm::shutdown_atom::value)
-        .receive([](pgcm::ok_atom) {}, [](caf::error&) {});
+          .receive([](pgcm::ok_atom) {}, [](caf::error&) {});
     }
     mgr_ = nullptr;
   }
 
   window_result run(nanoseconds d) override {
-    if (blocking_)
-      return run_blocking(d);
+    if (blocking_) return run_blocking(d);
     auto ctx = std::make_shared<requester_ctx>();
     ctx->mgr = mgr_;
     ctx->req = req_;
@@ -472,15 +462,15 @@ private:
 class pgcm_startup final : public contender {
 public:
   pgcm_startup(pgcm_runtime& rt, cluster_info c, std::vector<server> servers, int per_server)
-    : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), per_server_(per_server) {}
+      : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), per_server_(per_server) {}
 
   std::string name() const override { return "pgcm-initialize"; }
 
   std::string describe() const override {
-    return "new connection_manager, initialize(" + std::to_string(servers_.size())
-           + " nodes, pool min=max=" + std::to_string(per_server_)
-           + "), until every pool connection is open (polled every 1 ms; each node also opens 1 "
-             "health-probe connection)";
+    return "new connection_manager, initialize(" + std::to_string(servers_.size()) +
+           " nodes, pool min=max=" + std::to_string(per_server_) +
+           "), until every pool connection is open (polled every 1 ms; each node also opens 1 "
+           "health-probe connection)";
   }
 
   window_result run(nanoseconds) override {
@@ -555,7 +545,8 @@ int scale_child_pgcm(const cluster_info& c, const std::string& policy, int max_t
   for (int i = 0; i < nodes; ++i) {
     char id[16];
     std::snprintf(id, sizeof(id), "n%03d", i);
-    entries.emplace_back(id, node_cfg(c, c.servers[static_cast<std::size_t>(i) % c.servers.size()], pool));
+    entries.emplace_back(
+        id, node_cfg(c, c.servers[static_cast<std::size_t>(i) % c.servers.size()], pool));
   }
   auto mgr = std::make_unique<pgcm::connection_manager>(*rt.get().sys, bench_options());
   auto t0 = now_ns();

@@ -1,8 +1,8 @@
 #include "raw.hpp"
 
 #include <cerrno>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -23,8 +23,7 @@ std::string trimmed_error(PGconn* c) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
     s.pop_back();
   for (auto& ch : s)
-    if (ch == '\n')
-      ch = ' ';
+    if (ch == '\n') ch = ' ';
   return s;
 }
 
@@ -74,15 +73,16 @@ bool result_ok(ExecStatusType st) {
 class raw_threads final : public contender {
 public:
   raw_threads(cluster_info c, server s, std::string sql, int threads, bool prepared)
-    : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), n_(threads), prepared_(prepared) {}
+      : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), n_(threads), prepared_(prepared) {
+  }
 
   ~raw_threads() override { teardown(); }
 
   std::string name() const override { return "raw-threads"; }
 
   std::string describe() const override {
-    return std::to_string(n_) + " threads x 1 blocking connection, "
-           + (prepared_ ? "PQexecPrepared" : "PQexec");
+    return std::to_string(n_) + " threads x 1 blocking connection, " +
+           (prepared_ ? "PQexecPrepared" : "PQexec");
   }
 
   void setup() override {
@@ -122,12 +122,10 @@ public:
           PGresult* r = prepared_ ? PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0)
                                   : PQexec(conn, sql_.c_str());
           bool ok = result_ok(PQresultStatus(r));
-          if (!ok && me.first_error.empty())
-            me.first_error = trimmed_error(conn);
+          if (!ok && me.first_error.empty()) me.first_error = trimmed_error(conn);
           PQclear(r);
           auto t1 = now_ns();
-          if (stop.load(std::memory_order_relaxed))
-            break;
+          if (stop.load(std::memory_order_relaxed)) break;
           if (ok) {
             ++me.ops;
             me.lat.push_back(clamp_ns(t1 - t0));
@@ -154,8 +152,7 @@ public:
     for (auto& l : locals) {
       out.ops += l.ops;
       out.errors += l.errors;
-      if (out.first_error.empty())
-        out.first_error = l.first_error;
+      if (out.first_error.empty()) out.first_error = l.first_error;
       out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
     }
     return out;
@@ -176,18 +173,19 @@ class raw_poll final : public contender {
 public:
   raw_poll(cluster_info c, std::vector<server> servers, std::string sql, int conns_per_server,
            int in_flight, int depth, std::string label)
-    : c_(std::move(c)), servers_(std::move(servers)), sql_(std::move(sql)),
-      per_server_(conns_per_server), in_flight_(in_flight), depth_(std::max(1, depth)),
-      label_(std::move(label)) {}
+      : c_(std::move(c)), servers_(std::move(servers)), sql_(std::move(sql)),
+        per_server_(conns_per_server), in_flight_(in_flight), depth_(std::max(1, depth)),
+        label_(std::move(label)) {}
 
   ~raw_poll() override { teardown(); }
 
   std::string name() const override { return label_; }
 
   std::string describe() const override {
-    std::string s = "poll() on 1 thread, " + std::to_string(per_server_) + " non-blocking conn x "
-                    + std::to_string(servers_.size()) + " server(s), prepared, ";
-    s += depth_ > 1 ? "pipeline mode depth " + std::to_string(depth_) : std::string{"not pipelined"};
+    std::string s = "poll() on 1 thread, " + std::to_string(per_server_) + " non-blocking conn x " +
+                    std::to_string(servers_.size()) + " server(s), prepared, ";
+    s +=
+        depth_ > 1 ? "pipeline mode depth " + std::to_string(depth_) : std::string{"not pipelined"};
     s += ", " + std::to_string(in_flight_) + " ops outstanding";
     return s;
   }
@@ -241,31 +239,29 @@ public:
         fds[i].events = static_cast<short>(POLLIN | (conns_[i].want_write ? POLLOUT : 0));
         fds[i].revents = 0;
       }
-      int timeout_ms = stopping_ ? 1000 : static_cast<int>(std::max<std::int64_t>(0, (deadline - now_ns()) / 1'000'000) + 1);
+      int timeout_ms =
+          stopping_
+              ? 1000
+              : static_cast<int>(std::max<std::int64_t>(0, (deadline - now_ns()) / 1'000'000) + 1);
       int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout_ms);
       if (n < 0) {
-        if (errno == EINTR)
-          continue;
+        if (errno == EINTR) continue;
         throw std::runtime_error(std::string{"poll failed: "} + std::strerror(errno));
       }
       if (n == 0 && stopping_)
         throw std::runtime_error("raw poll: connections stuck while draining");
       for (std::size_t i = 0; i < conns_.size(); ++i) {
-        if (fds[i].revents == 0)
-          continue;
+        if (fds[i].revents == 0) continue;
         auto& c = conns_[i];
         if (fds[i].revents & POLLOUT) {
           int f = PQflush(c.c);
-          if (f < 0)
-            throw std::runtime_error("raw poll: flush failed: " + trimmed_error(c.c));
+          if (f < 0) throw std::runtime_error("raw poll: flush failed: " + trimmed_error(c.c));
           c.want_write = f == 1;
         }
-        if (fds[i].revents & (POLLIN | POLLERR | POLLHUP))
-          on_readable(i);
+        if (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) on_readable(i);
       }
     }
-    if (t1 == 0)
-      t1 = now_ns();
+    if (t1 == 0) t1 = now_ns();
     out.seconds = static_cast<double>(t1 - t0) / 1e9;
     out_ = nullptr;
     return out;
@@ -304,23 +300,19 @@ private:
   conn* pick(int server) {
     conn* best = nullptr;
     for (auto& c : conns_) {
-      if (c.server != server || c.outstanding >= depth_)
-        continue;
-      if (!best || c.outstanding < best->outstanding)
-        best = &c;
-      if (c.outstanding == 0)
-        break;
+      if (c.server != server || c.outstanding >= depth_) continue;
+      if (!best || c.outstanding < best->outstanding) best = &c;
+      if (c.outstanding == 0) break;
     }
     return best;
   }
 
   void send(conn& c, int slot) {
-    if (PQsendQueryPrepared(c.c, stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1
-        || (depth_ > 1 && PQpipelineSync(c.c) != 1))
+    if (PQsendQueryPrepared(c.c, stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1 ||
+        (depth_ > 1 && PQpipelineSync(c.c) != 1))
       throw std::runtime_error("raw poll: send failed: " + trimmed_error(c.c));
     int f = PQflush(c.c);
-    if (f < 0)
-      throw std::runtime_error("raw poll: flush failed: " + trimmed_error(c.c));
+    if (f < 0) throw std::runtime_error("raw poll: flush failed: " + trimmed_error(c.c));
     c.want_write = f == 1;
     ++c.outstanding;
     c.ops.push_back(slot);
@@ -329,11 +321,9 @@ private:
   void part_done(int slot, bool ok) {
     auto& o = ops_[static_cast<std::size_t>(slot)];
     o.failed |= !ok;
-    if (--o.parts_left > 0)
-      return;
+    if (--o.parts_left > 0) return;
     --outstanding_;
-    if (stopping_)
-      return;
+    if (stopping_) return;
     if (o.failed) {
       ++out_->errors;
     } else {
@@ -356,8 +346,7 @@ private:
       throw std::runtime_error("raw poll: connection lost: " + trimmed_error(c.c));
     int nulls = 0;
     while (c.outstanding > 0) {
-      if (PQisBusy(c.c))
-        break;
+      if (PQisBusy(c.c)) break;
       PGresult* r = PQgetResult(c.c);
       if (r == nullptr) {
         if (depth_ == 1) {
@@ -365,8 +354,7 @@ private:
           cur_ok_[idx] = true;
           continue;
         }
-        if (++nulls > 1)
-          break;
+        if (++nulls > 1) break;
         continue;
       }
       nulls = 0;
@@ -376,8 +364,7 @@ private:
         cur_ok_[idx] = true;
       } else if (!result_ok(st)) {
         cur_ok_[idx] = false;
-        if (out_->first_error.empty())
-          out_->first_error = PQresultErrorMessage(r);
+        if (out_->first_error.empty()) out_->first_error = PQresultErrorMessage(r);
       }
       PQclear(r);
     }
@@ -385,8 +372,7 @@ private:
     auto& q = queues_[static_cast<std::size_t>(c.server)];
     while (!q.empty()) {
       conn* w = pick(c.server);
-      if (!w)
-        break;
+      if (!w) break;
       int slot = q.front();
       q.pop_front();
       send(*w, slot);
@@ -426,31 +412,26 @@ void connect_all(std::vector<pending_connect>& pc, int& failed, std::string& fir
     idx.clear();
     for (std::size_t i = 0; i < pc.size(); ++i) {
       auto& p = pc[i];
-      if (p.done)
-        continue;
+      if (p.done) continue;
       pollfd f{};
       f.fd = PQsocket(p.c);
       f.events = p.st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
       fds.push_back(f);
       idx.push_back(i);
     }
-    if (fds.empty())
-      return;
+    if (fds.empty()) return;
     int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), 10000);
-    if (n < 0 && errno == EINTR)
-      continue;
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       for (auto i : idx) {
         pc[i].done = true;
         ++failed;
       }
-      if (first_error.empty())
-        first_error = "connect timeout";
+      if (first_error.empty()) first_error = "connect timeout";
       return;
     }
     for (std::size_t k = 0; k < fds.size(); ++k) {
-      if (fds[k].revents == 0)
-        continue;
+      if (fds[k].revents == 0) continue;
       auto& p = pc[idx[k]];
       p.st = PQconnectPoll(p.c);
       if (p.st == PGRES_POLLING_OK) {
@@ -458,8 +439,7 @@ void connect_all(std::vector<pending_connect>& pc, int& failed, std::string& fir
       } else if (p.st == PGRES_POLLING_FAILED) {
         p.done = true;
         ++failed;
-        if (first_error.empty())
-          first_error = trimmed_error(p.c);
+        if (first_error.empty()) first_error = trimmed_error(p.c);
       }
     }
   }
@@ -473,8 +453,7 @@ void start_connect(const cluster_info& c, const server& s, std::vector<pending_c
   if (p.c == nullptr || PQstatus(p.c) == CONNECTION_BAD) {
     p.done = true;
     ++failed;
-    if (first_error.empty())
-      first_error = trimmed_error(p.c);
+    if (first_error.empty()) first_error = trimmed_error(p.c);
   }
   pc.push_back(p);
 }
@@ -482,13 +461,13 @@ void start_connect(const cluster_info& c, const server& s, std::vector<pending_c
 class raw_startup final : public contender {
 public:
   raw_startup(cluster_info c, std::vector<server> servers, int per_server)
-    : c_(std::move(c)), servers_(std::move(servers)), per_server_(per_server) {}
+      : c_(std::move(c)), servers_(std::move(servers)), per_server_(per_server) {}
 
   std::string name() const override { return "raw-parallel-connect"; }
 
   std::string describe() const override {
-    return std::to_string(servers_.size() * static_cast<std::size_t>(per_server_))
-           + " x PQconnectStartParams at once, PQconnectPoll driven by poll() on 1 thread";
+    return std::to_string(servers_.size() * static_cast<std::size_t>(per_server_)) +
+           " x PQconnectStartParams at once, PQconnectPoll driven by poll() on 1 thread";
   }
 
   window_result run(nanoseconds) override {
@@ -568,8 +547,9 @@ int scale_child_raw(const cluster_info& c, int nodes, double seconds, double pro
   auto rss2 = rss_kib();
   auto thr2 = thread_count();
   auto socks = socket_count() - sock0;
-  std::fprintf(stderr, "  raw: %d connections up in %.0f ms (%d failed), RSS +%ld KiB, %d threads\n",
-               nodes, static_cast<double>(t1 - t0) / 1e6, set.failed, rss2 - rss0, thr2);
+  std::fprintf(stderr,
+               "  raw: %d connections up in %.0f ms (%d failed), RSS +%ld KiB, %d threads\n", nodes,
+               static_cast<double>(t1 - t0) / 1e6, set.failed, rss2 - rss0, thr2);
   auto cpu = measure_idle(seconds, probe_seconds);
   std::printf("{\"ok\":%s,\"nodes\":%d,\"sockets\":%d,\"startup_ms\":%.1f,"
               "\"rss_base_kib\":%ld,\"rss_system_kib\":%ld,\"rss_nodes_kib\":%ld,"

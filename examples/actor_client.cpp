@@ -25,13 +25,13 @@ std::string env_or(const char* name, const char* fallback) {
 // removed every node.
 pgcm::event_subscriber_actor::behavior_type printer(pgcm::event_subscriber_actor::pointer self) {
   return {
-    [=](pgcm::event_atom, const pgcm::node_event& e) {
-      if (e.type == pgcm::event::node_health)
-        caf::aout(self) << "event: " << e.node_id << " is " << pgcm::to_string(e.health->status)
-                        << " (" << pgcm::to_string(e.health->role) << ")\n";
-      else if (e.type == pgcm::event::node_removed)
-        caf::aout(self) << "event: " << e.node_id << " removed\n";
-    },
+      [=](pgcm::event_atom, const pgcm::node_event& e) {
+        if (e.type == pgcm::event::node_health)
+          caf::aout(self) << "event: " << e.node_id << " is " << pgcm::to_string(e.health->status)
+                          << " (" << pgcm::to_string(e.health->role) << ")\n";
+        else if (e.type == pgcm::event::node_removed)
+          caf::aout(self) << "event: " << e.node_id << " removed\n";
+      },
   };
 }
 
@@ -42,10 +42,10 @@ void client(caf::event_based_actor* self, pgcm::manager_api_actor mgr) {
   primary.port = static_cast<std::uint16_t>(std::atoi(env_or("PGCM_PORT_PRIMARY", "5432").c_str()));
   primary.database = env_or("PGCM_DATABASE", "postgres");
   primary.user = env_or("PGCM_USER", "postgres");
-  if (const char* pw = std::getenv("PG_PASSWORD"))
-    primary.password = pw;
+  if (const char* pw = std::getenv("PG_PASSWORD")) primary.password = pw;
   auto replica = primary;
-  replica.port = static_cast<std::uint16_t>(std::atoi(env_or("PGCM_PORT_REPLICA1", "5433").c_str()));
+  replica.port =
+      static_cast<std::uint16_t>(std::atoi(env_or("PGCM_PORT_REPLICA1", "5433").c_str()));
   std::vector<pgcm::node_entry> nodes{{"primary", primary}, {"replica-1", replica}};
   auto on_error = [=](caf::error& err) {
     std::cerr << "error: " << pgcm::to_error_info(err).message << "\n";
@@ -53,26 +53,27 @@ void client(caf::event_based_actor* self, pgcm::manager_api_actor mgr) {
     self->quit();
   };
   self->request(mgr, 30s, pgcm::initialize_atom::value, nodes)
-    .then(
-      [=](pgcm::ok_atom) {
-        self->request(mgr, 10s, pgcm::query_all_atom::value,
-                      std::string{"SELECT pg_is_in_recovery() AS standby, $1::int AS n"},
-                      std::vector<pgcm::param>{42}, caf::timespan{5s}, false)
-          .then(
-            [=](std::vector<pgcm::node_result_set>& results) {
-              for (auto& r : results) {
-                if (r.success)
-                  caf::aout(self) << r.node_id << ": standby=" << r.data[0].get<bool>("standby")
-                                  << " n=" << r.data[0].get<int>("n") << "\n";
-                else
-                  caf::aout(self) << r.node_id << ": " << r.error->message << "\n";
-              }
-              self->request(mgr, 20s, pgcm::shutdown_atom::value)
-                .then([=](pgcm::ok_atom) { caf::aout(self) << "shut down\n"; }, on_error);
-            },
-            on_error);
-      },
-      on_error);
+      .then(
+          [=](pgcm::ok_atom) {
+            self->request(mgr, 10s, pgcm::query_all_atom::value,
+                          std::string{"SELECT pg_is_in_recovery() AS standby, $1::int AS n"},
+                          std::vector<pgcm::param>{42}, caf::timespan{5s}, false)
+                .then(
+                    [=](std::vector<pgcm::node_result_set>& results) {
+                      for (auto& r : results) {
+                        if (r.success)
+                          caf::aout(self)
+                              << r.node_id << ": standby=" << r.data[0].get<bool>("standby")
+                              << " n=" << r.data[0].get<int>("n") << "\n";
+                        else
+                          caf::aout(self) << r.node_id << ": " << r.error->message << "\n";
+                      }
+                      self->request(mgr, 20s, pgcm::shutdown_atom::value)
+                          .then([=](pgcm::ok_atom) { caf::aout(self) << "shut down\n"; }, on_error);
+                    },
+                    on_error);
+          },
+          on_error);
 }
 
 } // namespace
@@ -95,6 +96,7 @@ int main() {
   // The subscriber would live forever: stop it once the manager is gone.
   sys.spawn([mgr = *mgr, sub](caf::event_based_actor* self) {
     self->monitor(mgr);
-    self->set_down_handler([=](const caf::down_msg&) { self->send_exit(sub, caf::exit_reason::user_shutdown); });
+    self->set_down_handler(
+        [=](const caf::down_msg&) { self->send_exit(sub, caf::exit_reason::user_shutdown); });
   });
 }

@@ -3,9 +3,9 @@
 // defaults are the quickstart's own values.
 //   PGCM_HOST, PGCM_PORT_PRIMARY, PGCM_PORT_REPLICA1, PGCM_PORT_REPLICA2,
 //   PGCM_DATABASE, PGCM_USER, PG_PASSWORD
-#include <pgcm/pgcm.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <pgcm/pgcm.hpp>
 using namespace std::chrono_literals;
 
 namespace {
@@ -22,7 +22,7 @@ std::uint16_t port_or(const char* name, std::uint16_t fallback) {
 struct replication_slot {
   std::string slot_name;
   bool active = false;
-  std::optional<std::string> restart_lsn;  // NULL -> nullopt
+  std::optional<std::string> restart_lsn; // NULL -> nullopt
 };
 
 // How a row becomes a replication_slot; found by argument-dependent lookup.
@@ -33,14 +33,14 @@ void from_row(const pgcm::row& r, replication_slot& s) {
 }
 
 int main() {
-  pgcm::manager_options opts;           // defaults: 5s, 3, 10s, 30s
+  pgcm::manager_options opts; // defaults: 5s, 3, 10s, 30s
   opts.health_check_interval = 5s;
   opts.unhealthy_threshold = 3;
   opts.shutdown_timeout = 10s;
   opts.query_timeout = 30s;
   pgcm::connection_manager manager{opts};
 
-  pgcm::node_config primary;            // host, port=5432, database, user,
+  pgcm::node_config primary; // host, port=5432, database, user,
   primary.host = env_or("PGCM_HOST", "127.0.0.1");
   primary.port = port_or("PGCM_PORT_PRIMARY", 55432);
   primary.database = env_or("PGCM_DATABASE", "mydb");
@@ -79,20 +79,20 @@ int main() {
     std::cout << "primary: " << pgcm::to_string(manager.get_node("primary")->health.status) << "\n";
 
   for (const auto& s : manager.get_all_pool_stats())
-    std::cout << s.node_id << ": total " << s.total_connections << ", idle "
-              << s.idle_connections << ", waiting " << s.waiting_requests << "\n";
+    std::cout << s.node_id << ": total " << s.total_connections << ", idle " << s.idle_connections
+              << ", waiting " << s.waiting_requests << "\n";
   if (auto s = manager.get_pool_stats("primary"); s && s->waiting_requests > 0)
     std::cerr << "queries waiting for connections\n";
 
   try {
-    manager.query("primary", "SELECT pg_sleep(5)", {}, 200ms);  // per-call timeout
+    manager.query("primary", "SELECT pg_sleep(5)", {}, 200ms); // per-call timeout
   } catch (const pgcm::error& e) {
     if (e.code() == pgcm::errc::query_timeout) std::cerr << "query timed out: " << e.what() << "\n";
   }
   try {
     manager.query("nope", "SELECT 1");
   } catch (const pgcm::error& e) {
-    std::cerr << e.what() << "\n";  // names the node, says "not found"
+    std::cerr << e.what() << "\n"; // names the node, says "not found"
   }
   manager.shutdown();
 }

@@ -22,8 +22,7 @@ error_info to_error_info(const caf::error& err, const std::string& context) {
     if (ctx.match_elements<std::string, std::string>()) {
       out.message = ctx.get_as<std::string>(0);
       const auto& state = ctx.get_as<std::string>(1);
-      if (!state.empty())
-        out.sqlstate = state;
+      if (!state.empty()) out.sqlstate = state;
     } else {
       out.message = to_string(out.code);
     }
@@ -32,34 +31,34 @@ error_info to_error_info(const caf::error& err, const std::string& context) {
   std::string prefix = context.empty() ? std::string{} : context + ": ";
   if (err.category() == caf::atom("system")) {
     switch (static_cast<caf::sec>(err.code())) {
-      case caf::sec::request_timeout:
-        out.code = errc::query_timeout;
-        out.message = prefix + "request timeout (no answer in time)";
-        return out;
-      case caf::sec::request_receiver_down:
-        out.code = errc::shutting_down;
-        out.message = prefix + "the actor handling the request is gone (shutting down)";
-        return out;
-      case caf::sec::remote_linking_failed:
-      case caf::sec::no_route_to_receiving_node:
-      case caf::sec::cannot_connect_to_node:
-      case caf::sec::disconnect_during_handshake:
-      case caf::sec::connection_timeout:
-      case caf::sec::socket_disconnected:
-        out.code = errc::remote_disconnected;
-        out.message = prefix + "remote manager unreachable (" + caf::to_string(err) + ")";
-        return out;
-      case caf::sec::unexpected_message:
-      case caf::sec::unexpected_response:
-      case caf::sec::unexpected_actor_messaging_interface:
-      case caf::sec::incompatible_versions:
-      case caf::sec::incompatible_application_ids:
-      case caf::sec::malformed_basp_message:
-        out.code = errc::protocol_mismatch;
-        out.message = prefix + "protocol mismatch (" + caf::to_string(err) + ")";
-        return out;
-      default:
-        break;
+    case caf::sec::request_timeout:
+      out.code = errc::query_timeout;
+      out.message = prefix + "request timeout (no answer in time)";
+      return out;
+    case caf::sec::request_receiver_down:
+      out.code = errc::shutting_down;
+      out.message = prefix + "the actor handling the request is gone (shutting down)";
+      return out;
+    case caf::sec::remote_linking_failed:
+    case caf::sec::no_route_to_receiving_node:
+    case caf::sec::cannot_connect_to_node:
+    case caf::sec::disconnect_during_handshake:
+    case caf::sec::connection_timeout:
+    case caf::sec::socket_disconnected:
+      out.code = errc::remote_disconnected;
+      out.message = prefix + "remote manager unreachable (" + caf::to_string(err) + ")";
+      return out;
+    case caf::sec::unexpected_message:
+    case caf::sec::unexpected_response:
+    case caf::sec::unexpected_actor_messaging_interface:
+    case caf::sec::incompatible_versions:
+    case caf::sec::incompatible_application_ids:
+    case caf::sec::malformed_basp_message:
+      out.code = errc::protocol_mismatch;
+      out.message = prefix + "protocol mismatch (" + caf::to_string(err) + ")";
+      return out;
+    default:
+      break;
     }
   }
   out.code = errc::internal;
@@ -77,8 +76,7 @@ std::string render_error(std::uint8_t code, caf::atom_value, const caf::message&
     out += ": ";
     out += ctx.get_as<std::string>(0);
     const auto& state = ctx.get_as<std::string>(1);
-    if (!state.empty())
-      out += " (SQLSTATE " + state + ")";
+    if (!state.empty()) out += " (SQLSTATE " + state + ")";
   }
   return out;
 }

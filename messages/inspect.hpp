@@ -25,8 +25,7 @@ namespace std {
 template <class Inspector, class T>
 typename Inspector::result_type inspect(Inspector& f, optional<T>& x) {
   caf::optional<T> tmp;
-  if (x)
-    tmp = *x;
+  if (x) tmp = *x;
   auto load = caf::meta::load_callback([&]() -> caf::error {
     if (tmp)
       x = std::move(*tmp);
@@ -45,27 +44,23 @@ namespace detail {
 
 template <class Inspector>
 constexpr bool is_stringifier_v =
-  std::is_same<Inspector, caf::detail::stringification_inspector>::value;
+    std::is_same<Inspector, caf::detail::stringification_inspector>::value;
 
 } // namespace detail
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, error_info& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, error_info& x) {
   return f(caf::meta::type_name("pgcm::error_info"), x.code, x.message, x.sqlstate);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, param& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, param& x) {
   return f(caf::meta::type_name("pgcm::param"), x.null, x.text);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, result_set& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, result_set& x) {
   auto& s = x.raw();
   // Rows read cells by offset: never accept an inconsistent payload from a peer.
   auto check = caf::meta::load_callback([&]() -> caf::error {
-    if (s.is_consistent())
-      return caf::none;
+    if (s.is_consistent()) return caf::none;
     s = result_set::storage{};
     return caf::make_error(caf::sec::state_not_serializable);
   });
@@ -73,19 +68,16 @@ typename Inspector::result_type inspect(Inspector& f, result_set& x) {
            s.nulls, s.rows, s.affected_rows, s.command, check);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, ssl_config& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, ssl_config& x) {
   return f(caf::meta::type_name("pgcm::ssl_config"), x.enabled, x.reject_unauthorized, x.ca);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, pool_config& x) {
-  return f(caf::meta::type_name("pgcm::pool_config"), x.min, x.max, x.pipeline_depth,
-           x.max_waiting, x.statement_cache);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pool_config& x) {
+  return f(caf::meta::type_name("pgcm::pool_config"), x.min, x.max, x.pipeline_depth, x.max_waiting,
+           x.statement_cache);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, node_config& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_config& x) {
   if constexpr (detail::is_stringifier_v<Inspector>) {
     // Never render the password, not even in debug output.
     std::string pw = x.password ? "<redacted>" : "<none>";
@@ -104,39 +96,34 @@ typename Inspector::result_type inspect(Inspector& f, manager_options& x) {
            x.connect_timeout, x.reconnect_backoff_initial, x.reconnect_backoff_max);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, health_status& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, health_status& x) {
   std::int64_t latency_us = x.latency.count();
   std::int64_t checked_ns =
-    std::chrono::duration_cast<std::chrono::nanoseconds>(x.last_check.time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::nanoseconds>(x.last_check.time_since_epoch()).count();
   auto load = caf::meta::load_callback([&]() -> caf::error {
     x.latency = microseconds{latency_us};
     x.last_check = std::chrono::system_clock::time_point{
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-        std::chrono::nanoseconds{checked_ns})};
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds{checked_ns})};
     return caf::none;
   });
   return f(caf::meta::type_name("pgcm::health_status"), x.status, latency_us,
            x.consecutive_failures, x.last_error, checked_ns, x.role, load);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
 #define PGCM_X(name) , x.name
   return f(caf::meta::type_name("pgcm::pool_stats"),
            x.node_id PGCM_POOL_GAUGES(PGCM_X) PGCM_POOL_COUNTERS(PGCM_X));
 #undef PGCM_X
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, node_info& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_info& x) {
   return f(caf::meta::type_name("pgcm::node_info"), x.id, x.config, x.health, x.pool);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, node_event& x) {
-  return f(caf::meta::type_name("pgcm::node_event"), x.type, x.node_id, x.health, x.stats,
-           x.error);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_event& x) {
+  return f(caf::meta::type_name("pgcm::node_event"), x.type, x.node_id, x.health, x.stats, x.error);
 }
 
 template <class Inspector, class Data>

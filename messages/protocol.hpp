@@ -7,17 +7,16 @@
 //
 // Manager protocol (every request gets exactly one reply, a value or a
 // caf::error of category "pgcm"; see messages/error.hpp):
-//   (initialize_atom, vector<node_entry>)           -> ok_atom   all validated first, then connected in parallel
-//   (add_node_atom, id, node_config)                -> ok_atom   duplicate_node / invalid_config
-//   (remove_node_atom, id)                          -> ok_atom   node_not_found
+//   (initialize_atom, vector<node_entry>)           -> ok_atom   all validated first, then
+//   connected in parallel (add_node_atom, id, node_config)                -> ok_atom duplicate_node
+//   / invalid_config (remove_node_atom, id)                          -> ok_atom   node_not_found
 //   (query_atom, id, sql, params, timeout)          -> result_set        timeout 0 = query_timeout
 //   (query_all_atom, sql, params, timeout, healthy) -> vector<node_result_set>  one entry per node
 //   (get_atom, nodes_atom)                          -> vector<node_info>
 //   (get_atom, node_atom, id)                       -> node_info          node_not_found
-//   (subscribe_atom, subscriber)                    -> ok_atom   subscriber gets (event_atom, node_event)
-//   (unsubscribe_atom, subscriber)                  -> ok_atom
-//   (shutdown_atom)                                 -> ok_atom   after shutdown_timeout at the latest
-//   (version_atom)                                  -> uint32    protocol_version
+//   (subscribe_atom, subscriber)                    -> ok_atom   subscriber gets (event_atom,
+//   node_event) (unsubscribe_atom, subscriber)                  -> ok_atom (shutdown_atom) ->
+//   ok_atom   after shutdown_timeout at the latest (version_atom) -> uint32    protocol_version
 
 #include <cstdint>
 #include <string>
@@ -44,20 +43,20 @@ using node_result_set = basic_node_result<result_set>;
 using event_subscriber_actor = caf::typed_actor<caf::reacts_to<event_atom, node_event>>;
 
 /// The manager's public interface: what applications and remote clients may send.
-using manager_api_actor = caf::typed_actor<
-  caf::replies_to<initialize_atom, std::vector<node_entry>>::with<ok_atom>,
-  caf::replies_to<add_node_atom, std::string, node_config>::with<ok_atom>,
-  caf::replies_to<remove_node_atom, std::string>::with<ok_atom>,
-  caf::replies_to<query_atom, std::string, std::string, std::vector<param>,
-                  caf::timespan>::with<result_set>,
-  caf::replies_to<query_all_atom, std::string, std::vector<param>, caf::timespan,
-                  bool>::with<std::vector<node_result_set>>,
-  caf::replies_to<caf::get_atom, nodes_atom>::with<std::vector<node_info>>,
-  caf::replies_to<caf::get_atom, node_atom, std::string>::with<node_info>,
-  caf::replies_to<subscribe_atom, event_subscriber_actor>::with<ok_atom>,
-  caf::replies_to<unsubscribe_atom, event_subscriber_actor>::with<ok_atom>,
-  caf::replies_to<shutdown_atom>::with<ok_atom>,
-  caf::replies_to<version_atom>::with<std::uint32_t>>;
+using manager_api_actor =
+    caf::typed_actor<caf::replies_to<initialize_atom, std::vector<node_entry>>::with<ok_atom>,
+                     caf::replies_to<add_node_atom, std::string, node_config>::with<ok_atom>,
+                     caf::replies_to<remove_node_atom, std::string>::with<ok_atom>,
+                     caf::replies_to<query_atom, std::string, std::string, std::vector<param>,
+                                     caf::timespan>::with<result_set>,
+                     caf::replies_to<query_all_atom, std::string, std::vector<param>, caf::timespan,
+                                     bool>::with<std::vector<node_result_set>>,
+                     caf::replies_to<caf::get_atom, nodes_atom>::with<std::vector<node_info>>,
+                     caf::replies_to<caf::get_atom, node_atom, std::string>::with<node_info>,
+                     caf::replies_to<subscribe_atom, event_subscriber_actor>::with<ok_atom>,
+                     caf::replies_to<unsubscribe_atom, event_subscriber_actor>::with<ok_atom>,
+                     caf::replies_to<shutdown_atom>::with<ok_atom>,
+                     caf::replies_to<version_atom>::with<std::uint32_t>>;
 
 // -- internal ----------------------------------------------------------------
 
@@ -75,24 +74,23 @@ struct query_job {
   std::uint8_t attempt = 0;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, query_job& x) {
-  return f(caf::meta::type_name("pgcm::query_job"), x.sql, x.params, x.deadline_ns, x.timeout_ms, x.attempt);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, query_job& x) {
+  return f(caf::meta::type_name("pgcm::query_job"), x.sql, x.params, x.deadline_ns, x.timeout_ms,
+           x.attempt);
 }
 
 /// What takes a query_job: a node supervisor (also where workers hand
 /// requests back for a retry).
-using node_query_actor =
-  caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
+using node_query_actor = caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
 
 /// The manager's whole interface: the public one plus what its node
 /// supervisors send it, and `route_atom`: a node's supervisor, so that a
 /// local facade sends queries straight to it (one hop less than through the
 /// manager; local only, never published).
-using manager_actor = manager_api_actor::extend<
-  caf::replies_to<route_atom, std::string>::with<node_query_actor>,
-  caf::reacts_to<publish_atom, node_event>,
-  caf::reacts_to<tick_atom, std::uint64_t>>;
+using manager_actor =
+    manager_api_actor::extend<caf::replies_to<route_atom, std::string>::with<node_query_actor>,
+                              caf::reacts_to<publish_atom, node_event>,
+                              caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Lifecycle of one connection worker (one libpq connection).
 enum class worker_state : std::uint8_t {
@@ -116,8 +114,7 @@ struct worker_report {
   std::string error;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, worker_report& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_report& x) {
   return f(caf::meta::type_name("pgcm::worker_report"), x.worker_id, x.state, x.ok, x.failed,
            x.timed_out, x.retried, x.error);
 }
@@ -130,8 +127,7 @@ struct probe_result {
   std::string error;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
   return f(caf::meta::type_name("pgcm::probe_result"), x.ok, x.role, x.latency_us, x.error);
 }
 
@@ -139,27 +135,26 @@ typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
 using worker_owner_actor = caf::typed_actor<caf::reacts_to<report_atom, worker_report>>;
 
 /// One libpq connection.
-using connection_worker_actor = caf::typed_actor<
-  caf::replies_to<execute_atom, query_job>::with<result_set>,
-  caf::reacts_to<io_atom, std::uint32_t>,
-  caf::reacts_to<tick_atom, std::uint64_t>,
-  caf::reacts_to<drain_atom, caf::timespan>>;
+using connection_worker_actor =
+    caf::typed_actor<caf::replies_to<execute_atom, query_job>::with<result_set>,
+                     caf::reacts_to<io_atom, std::uint32_t>,
+                     caf::reacts_to<tick_atom, std::uint64_t>,
+                     caf::reacts_to<drain_atom, caf::timespan>>;
 
 /// One node: its pool of workers and its health probe.
-using node_supervisor_actor = caf::typed_actor<
-  caf::replies_to<query_atom, query_job>::with<result_set>,
-  caf::replies_to<start_atom>::with<ok_atom>,
-  caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
-  caf::replies_to<caf::get_atom>::with<node_info>,
-  caf::reacts_to<report_atom, worker_report>,
-  caf::reacts_to<probe_atom, probe_result>,
-  caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
-  caf::reacts_to<tick_atom, std::uint64_t>>;
+using node_supervisor_actor =
+    caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>,
+                     caf::replies_to<start_atom>::with<ok_atom>,
+                     caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
+                     caf::replies_to<caf::get_atom>::with<node_info>,
+                     caf::reacts_to<report_atom, worker_report>,
+                     caf::reacts_to<probe_atom, probe_result>,
+                     caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
+                     caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Probes one node's health on its own connection.
-using health_probe_actor = caf::typed_actor<
-  caf::reacts_to<report_atom, worker_report>,
-  caf::reacts_to<tick_atom, std::uint64_t>>;
+using health_probe_actor = caf::typed_actor<caf::reacts_to<report_atom, worker_report>,
+                                            caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Registers every pgcm message type on `cfg` (both sides of a remote
 /// connection must call it) and pgcm's error renderer.

@@ -7,8 +7,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include <caf/actor_system.hpp>
 #include <caf/actor_clock.hpp>
+#include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -16,11 +16,11 @@
 
 #include "inline_unit.hpp"
 #include "log.hpp"
-#include "socket_lend.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
 #include "pgcm/messages/error.hpp"
+#include "socket_lend.hpp"
 
 namespace pgcm {
 
@@ -31,7 +31,7 @@ namespace detail {
 struct subscription_entry {
   std::optional<event> type; // nullopt: every event
   std::function<void(const node_event&)> callback;
-  std::mutex running;        // held while the callback runs
+  std::mutex running; // held while the callback runs
   std::atomic<bool> active{true};
 };
 
@@ -54,8 +54,7 @@ struct facade_impl {
     std::lock_guard<std::mutex> guard{manager_mtx};
     if (remote && link_broken) {
       auto link = connect_manager(*sys, *remote);
-      if (!link)
-        throw error{to_error_info(link.error())};
+      if (!link) throw error{to_error_info(link.error())};
       caf::anon_send_exit(manager, caf::exit_reason::user_shutdown); // the dead link
       manager = *link;
       link_broken = false;
@@ -65,11 +64,9 @@ struct facade_impl {
   }
 
   void note_failure(const manager_api_actor& used, const error_info& info) {
-    if (!remote || info.code != errc::remote_disconnected)
-      return;
+    if (!remote || info.code != errc::remote_disconnected) return;
     std::lock_guard<std::mutex> guard{manager_mtx};
-    if (used == manager)
-      link_broken = true;
+    if (used == manager) link_broken = true;
   }
   std::thread::id dispatcher_thread;
 
@@ -84,8 +81,7 @@ struct facade_impl {
   // end cancels its timeouts there) besides the allocation. Each comes with
   // the socket_lend its caller offers to connection workers.
   struct asker {
-    explicit asker(caf::actor_system& sys)
-        : self(sys), lend(std::make_shared<socket_lend>()) {
+    explicit asker(caf::actor_system& sys) : self(sys), lend(std::make_shared<socket_lend>()) {
       lend->asker = self->ctrl();
     }
     caf::scoped_actor self;
@@ -153,11 +149,9 @@ struct facade_impl {
       snapshot = subs;
     }
     for (auto& e : snapshot) {
-      if (e->type && *e->type != ev.type)
-        continue;
+      if (e->type && *e->type != ev.type) continue;
       std::lock_guard<std::mutex> guard{e->running};
-      if (!e->active)
-        continue;
+      if (!e->active) continue;
       try {
         e->callback(ev);
       } catch (const std::exception& ex) {
@@ -224,17 +218,17 @@ void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timesp
     dest->eq_impl(req, self->ctrl(), &here, std::forward<Ts>(xs)...);
     here.run(caller_budget);
     here.offer(nullptr);
-    if (lend.worker)
-      lend.await(here, until, caller_budget);
+    if (lend.worker) lend.await(here, until, caller_budget);
   }
   caf::blocking_actor::accept_one_cond one;
   self->varargs_receive(
-    one, req.response_id(), [&](Result& value) { out = std::move(value); },
-    [&](caf::error& err) { failure = std::move(err); },
-    caf::after(std::max(caf::timespan{0}, until - caf::actor_clock::clock_type::now())) >> [&] {
-      timed_out = true;
-      failure = caf::make_error(caf::sec::request_timeout);
-    });
+      one, req.response_id(), [&](Result& value) { out = std::move(value); },
+      [&](caf::error& err) { failure = std::move(err); },
+      caf::after(std::max(caf::timespan{0}, until - caf::actor_clock::clock_type::now())) >>
+          [&] {
+            timed_out = true;
+            failure = caf::make_error(caf::sec::request_timeout);
+          });
   impl.return_asker(std::move(leased), !timed_out);
   log::release_caf_thread_logger();
 }
@@ -264,7 +258,7 @@ event_subscriber_actor::behavior_type
 dispatcher_behavior(event_subscriber_actor::pointer, std::shared_ptr<detail::facade_impl> impl) {
   impl->dispatcher_thread = std::this_thread::get_id();
   return {
-    [impl](event_atom, const node_event& ev) { impl->dispatch(ev); },
+      [impl](event_atom, const node_event& ev) { impl->dispatch(ev); },
   };
 }
 
@@ -273,8 +267,7 @@ std::shared_ptr<detail::facade_impl> make_impl(caf::actor_system& sys, manager_o
   impl->opts = opts;
   impl->sys = &sys;
   auto hdl = spawn_manager(sys, opts);
-  if (!hdl)
-    throw_error(hdl.error());
+  if (!hdl) throw_error(hdl.error());
   impl->manager = *hdl;
   // The dispatcher has a thread of its own: a slow callback never stalls the
   // scheduler. It shares `impl` until shutdown() stops it.
@@ -301,8 +294,7 @@ subscription::~subscription() {
 }
 
 void subscription::unsubscribe() {
-  if (owner_ && entry_)
-    owner_->remove(entry_);
+  if (owner_ && entry_) owner_->remove(entry_);
   owner_.reset();
   entry_.reset();
 }
@@ -314,8 +306,7 @@ bool subscription::active() const {
 // -- connection_manager -------------------------------------------------------
 
 connection_manager::connection_manager(manager_options opts) {
-  if (auto problem = validate(opts))
-    throw error{*problem};
+  if (auto problem = validate(opts)) throw error{*problem};
   auto cfg = std::make_unique<caf::actor_system_config>();
   register_types(*cfg);
   // Work sharing plus a per-thread slot for actor-to-actor hops (README,
@@ -329,21 +320,17 @@ connection_manager::connection_manager(manager_options opts) {
 }
 
 connection_manager::connection_manager(caf::actor_system& sys, manager_options opts)
-  : impl_(make_impl(sys, opts)) {
-}
+    : impl_(make_impl(sys, opts)) {}
 
 connection_manager::connection_manager(const remote_endpoint& remote, manager_options opts) {
-  if (auto problem = validate(opts))
-    throw error{*problem};
+  if (auto problem = validate(opts)) throw error{*problem};
   auto cfg = std::make_unique<caf::actor_system_config>();
   register_types(*cfg);
   use_pgcm_scheduler(*cfg);
-  if (auto err = prepare_remote(*cfg, remote.tls))
-    throw_error(err);
+  if (auto err = prepare_remote(*cfg, remote.tls)) throw_error(err);
   auto sys = std::make_unique<caf::actor_system>(*cfg);
   auto link = connect_manager(*sys, remote);
-  if (!link)
-    throw_error(link.error());
+  if (!link) throw_error(link.error());
   auto impl = std::make_shared<detail::facade_impl>();
   impl->opts = opts;
   impl->sys = sys.get();
@@ -407,8 +394,7 @@ connection_manager::~connection_manager() {
       done->set_value();
     }};
     doomed.reset();
-    if (finished.wait_for(impl_->opts.shutdown_timeout + seconds{2})
-        == std::future_status::ready) {
+    if (finished.wait_for(impl_->opts.shutdown_timeout + seconds{2}) == std::future_status::ready) {
       destroyer.join();
     } else {
       log::warn("actor system did not stop in time; leaving it to process exit");
@@ -440,8 +426,7 @@ std::optional<node_info> connection_manager::get_node(const std::string& id) con
     return ask<node_info>(*impl_, guard(seconds{3}), "node " + id, caf::get_atom::value,
                           node_atom::value, id);
   } catch (const error& e) {
-    if (e.code() == errc::node_not_found)
-      return std::nullopt;
+    if (e.code() == errc::node_not_found) return std::nullopt;
     throw;
   }
 }
@@ -459,20 +444,17 @@ std::vector<node_info> connection_manager::get_healthy_nodes() const {
   auto all = get_nodes();
   std::vector<node_info> out;
   for (auto& n : all)
-    if (n.health.status == health_state::healthy)
-      out.push_back(std::move(n));
+    if (n.health.status == health_state::healthy) out.push_back(std::move(n));
   return out;
 }
 
 std::optional<health_status> connection_manager::get_health(const std::string& id) const {
-  if (auto n = get_node(id))
-    return n->health;
+  if (auto n = get_node(id)) return n->health;
   return std::nullopt;
 }
 
 std::optional<pool_stats> connection_manager::get_pool_stats(const std::string& id) const {
-  if (auto n = get_node(id))
-    return n->pool;
+  if (auto n = get_node(id)) return n->pool;
   return std::nullopt;
 }
 
@@ -486,32 +468,27 @@ std::vector<pool_stats> connection_manager::get_all_pool_stats() const {
 namespace {
 
 bool receiver_gone(const caf::error& err) {
-  return err.category() == caf::atom("system")
-         && err.code() == static_cast<std::uint8_t>(caf::sec::request_receiver_down);
+  return err.category() == caf::atom("system") &&
+         err.code() == static_cast<std::uint8_t>(caf::sec::request_receiver_down);
 }
 
 /// The supervisor of `node` if the manager is local and has that node; else
 /// an invalid handle (the manager then answers, e.g. with node_not_found).
 node_query_actor route_to(detail::facade_impl& impl, const std::string& node) {
-  if (impl.remote)
-    return {};
+  if (impl.remote) return {};
   {
     std::lock_guard<std::mutex> guard{impl.routes_mtx};
-    if (impl.routes_closed)
-      return {};
-    if (auto it = impl.routes.find(node); it != impl.routes.end())
-      return it->second;
+    if (impl.routes_closed) return {};
+    if (auto it = impl.routes.find(node); it != impl.routes.end()) return it->second;
   }
   auto mgr = caf::actor_cast<manager_actor>(impl.current_manager());
   std::optional<node_query_actor> out;
   caf::error failure;
   request_blocking<node_query_actor>(impl, mgr, caf::timespan{seconds{3}}, out, failure,
                                      route_atom::value, node);
-  if (!out || !*out)
-    return {};
+  if (!out || !*out) return {};
   std::lock_guard<std::mutex> guard{impl.routes_mtx};
-  if (impl.routes_closed)
-    return {};
+  if (impl.routes_closed) return {};
   impl.routes[node] = *out;
   return *out;
 }
@@ -522,8 +499,7 @@ result_set connection_manager::query(const std::string& node, const std::string&
                                      std::vector<param> params,
                                      std::optional<milliseconds> timeout) {
   auto t = timeout.value_or(impl_->opts.query_timeout);
-  if (t.count() <= 0)
-    throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
   if (auto sup = route_to(*impl_, node)) {
     // What the manager would send the node (see cluster_manager, query_atom).
     auto job = make_query_job(sql, params, caf::timespan{t});
@@ -531,8 +507,7 @@ result_set connection_manager::query(const std::string& node, const std::string&
     caf::error failure;
     request_blocking<result_set>(*impl_, sup, guard(t), out, failure, query_atom::value,
                                  std::move(job));
-    if (out)
-      return std::move(*out);
+    if (out) return std::move(*out);
     auto info = to_error_info(failure, "node " + node);
     if (!receiver_gone(failure)) {
       if (info.code == errc::shutting_down)
@@ -550,11 +525,10 @@ result_set connection_manager::query(const std::string& node, const std::string&
 namespace {
 
 std::vector<node_result_set> fan_out(detail::facade_impl& impl, const std::string& sql,
-                                     std::vector<param> params,
-                                     std::optional<milliseconds> timeout, bool healthy_only) {
+                                     std::vector<param> params, std::optional<milliseconds> timeout,
+                                     bool healthy_only) {
   auto t = timeout.value_or(impl.opts.query_timeout);
-  if (t.count() <= 0)
-    throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
   return ask<std::vector<node_result_set>>(impl, guard(t), {}, query_all_atom::value, sql,
                                            std::move(params), caf::timespan{t}, healthy_only);
 }
@@ -583,8 +557,7 @@ subscription connection_manager::on_any(std::function<void(const node_event&)> c
 
 subscription connection_manager::subscribe(std::optional<event> type,
                                            std::function<void(const node_event&)> callback) {
-  if (!callback)
-    throw error{errc::invalid_argument, "event callback must not be empty"};
+  if (!callback) throw error{errc::invalid_argument, "event callback must not be empty"};
   auto entry = std::make_shared<detail::subscription_entry>();
   entry->type = type;
   entry->callback = std::move(callback);
@@ -616,8 +589,7 @@ void connection_manager::shutdown() {
       ask<ok_atom>(*impl_, guard(impl_->opts.shutdown_timeout + seconds{1}), {},
                    shutdown_atom::value);
     } catch (const error& e) {
-      if (e.code() != errc::shutting_down)
-        log::warn("shutdown: {}", e.what());
+      if (e.code() != errc::shutting_down) log::warn("shutdown: {}", e.what());
     }
     // Events published during shutdown are in the dispatcher's mailbox
     // before this exit message: they still reach the callbacks.

@@ -40,8 +40,7 @@ public:
     ++status_.consecutive_failures;
     status_.last_error = std::move(error);
     status_.last_check = now;
-    if (status_.status == health_state::unknown
-        || status_.consecutive_failures >= threshold_)
+    if (status_.status == health_state::unknown || status_.consecutive_failures >= threshold_)
       status_.status = health_state::unhealthy;
     return before != status_.status;
   }

@@ -47,13 +47,9 @@ public:
   /// A facade caller offers to wait on its query's socket itself (see
   /// socket_lend.hpp); the connection worker that sends the query while it
   /// runs here may take the offer.
-  void offer(std::shared_ptr<socket_lend> x) {
-    offer_ = std::move(x);
-  }
+  void offer(std::shared_ptr<socket_lend> x) { offer_ = std::move(x); }
 
-  const std::shared_ptr<socket_lend>& offered() const {
-    return offer_;
-  }
+  const std::shared_ptr<socket_lend>& offered() const { return offer_; }
 
 private:
   std::thread::id owner_;

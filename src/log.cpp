@@ -14,13 +14,11 @@ namespace {
 
 std::shared_ptr<spdlog::logger> make_default() {
   auto existing = spdlog::get("pgcm");
-  if (existing)
-    return existing;
+  if (existing) return existing;
   auto lg = spdlog::stderr_color_mt("pgcm");
   lg->set_pattern("%Y-%m-%dT%H:%M:%S.%e [pgcm] %^%l%$ %v");
   auto level = spdlog::level::warn;
-  if (const char* env = std::getenv("PGCM_LOG_LEVEL"))
-    level = spdlog::level::from_str(env);
+  if (const char* env = std::getenv("PGCM_LOG_LEVEL")) level = spdlog::level::from_str(env);
   lg->set_level(level);
   return lg;
 }
@@ -47,8 +45,7 @@ void release_caf_thread_logger() {
 
 spdlog::logger& logger() {
   std::lock_guard<std::mutex> guard{mtx};
-  if (!current)
-    current = make_default();
+  if (!current) current = make_default();
   return *current;
 }
 

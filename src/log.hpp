@@ -11,23 +11,19 @@ namespace pgcm::log {
 /// (trace, debug, info, warn, error, critical, off; default warn).
 spdlog::logger& logger();
 
-template <class... Ts>
-void debug(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
+template <class... Ts> void debug(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
   logger().debug(fmt, std::forward<Ts>(xs)...);
 }
 
-template <class... Ts>
-void info(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
+template <class... Ts> void info(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
   logger().info(fmt, std::forward<Ts>(xs)...);
 }
 
-template <class... Ts>
-void warn(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
+template <class... Ts> void warn(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
   logger().warn(fmt, std::forward<Ts>(xs)...);
 }
 
-template <class... Ts>
-void error(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
+template <class... Ts> void error(spdlog::format_string_t<Ts...> fmt, Ts&&... xs) {
   logger().error(fmt, std::forward<Ts>(xs)...);
 }
 

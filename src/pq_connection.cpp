@@ -16,8 +16,8 @@ namespace {
 /// (57P01 admin shutdown / pg_terminate_backend, 57P02 crash shutdown,
 /// 57P03 cannot connect now).
 bool ends_session(const char* severity, const char* sqlstate) {
-  bool fatal = severity
-               && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0);
+  bool fatal =
+      severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0);
   return fatal && sqlstate && std::strncmp(sqlstate, "57P0", 4) == 0;
 }
 
@@ -27,8 +27,7 @@ std::string trimmed(const char* msg) {
     s.pop_back();
   // libpq prefixes server messages with "ERROR:  " / "FATAL:  ".
   for (const char* prefix : {"ERROR:  ", "FATAL:  ", "PANIC:  "})
-    if (s.rfind(prefix, 0) == 0)
-      s.erase(0, std::strlen(prefix));
+    if (s.rfind(prefix, 0) == 0) s.erase(0, std::strlen(prefix));
   return s;
 }
 
@@ -50,13 +49,11 @@ conn_params conn_params::from(const node_config& cfg, const std::string& hostadd
                               std::chrono::milliseconds connect_timeout) {
   conn_params p;
   p.set("host", cfg.host);
-  if (!hostaddr.empty())
-    p.set("hostaddr", hostaddr);
+  if (!hostaddr.empty()) p.set("hostaddr", hostaddr);
   p.set("port", std::to_string(cfg.port));
   p.set("dbname", cfg.database);
   p.set("user", cfg.user);
-  if (cfg.password)
-    p.set("password", *cfg.password);
+  if (cfg.password) p.set("password", *cfg.password);
   p.set("application_name", cfg.application_name);
   p.set("client_encoding", "UTF8");
   // pgcm enforces connect deadlines itself (libpq ignores connect_timeout in
@@ -75,8 +72,7 @@ conn_params conn_params::from(const node_config& cfg, const std::string& hostadd
       p.set("sslrootcert", cfg.ssl.ca);
     } else {
       p.set("sslmode", "require");
-      if (!cfg.ssl.ca.empty())
-        p.set("sslrootcert", cfg.ssl.ca);
+      if (!cfg.ssl.ca.empty()) p.set("sslrootcert", cfg.ssl.ca);
     }
   } else {
     // Explicit, so that a PGSSLMODE in the environment cannot override the
@@ -104,11 +100,9 @@ bool opens_transaction(const std::string& sql) {
   }
   auto starts_with_word = [&](const char* word) {
     auto len = std::strlen(word);
-    if (i + len > n)
-      return false;
+    if (i + len > n) return false;
     for (std::size_t k = 0; k < len; ++k)
-      if (std::toupper(static_cast<unsigned char>(sql[i + k])) != word[k])
-        return false;
+      if (std::toupper(static_cast<unsigned char>(sql[i + k])) != word[k]) return false;
     return i + len == n || !std::isalnum(static_cast<unsigned char>(sql[i + len]));
   };
   return starts_with_word("BEGIN") || starts_with_word("START");
@@ -144,31 +138,31 @@ bool pq_connection::start(const conn_params& params, std::string& err) {
   // session) reaches libpq as a notice, and the EOF behind it may not have
   // been read yet: remember it, so that the connection is not used again.
   PQsetNoticeReceiver(
-    conn_,
-    [](void* arg, const PGresult* r) {
-      if (ends_session(PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED),
-                       PQresultErrorField(r, PG_DIAG_SQLSTATE)))
-        static_cast<pq_connection*>(arg)->server_ended_session_ = true;
-    },
-    this);
+      conn_,
+      [](void* arg, const PGresult* r) {
+        if (ends_session(PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED),
+                         PQresultErrorField(r, PG_DIAG_SQLSTATE)))
+          static_cast<pq_connection*>(arg)->server_ended_session_ = true;
+      },
+      this);
   return true;
 }
 
 pq_connection::connect_status pq_connection::poll_connect(std::string& err) {
   switch (PQconnectPoll(conn_)) {
-    case PGRES_POLLING_READING:
-      return connect_status::reading;
-    case PGRES_POLLING_WRITING:
-      return connect_status::writing;
-    case PGRES_POLLING_OK:
-      if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1) {
-        err = last_error();
-        return connect_status::failed;
-      }
-      return connect_status::ready;
-    default:
+  case PGRES_POLLING_READING:
+    return connect_status::reading;
+  case PGRES_POLLING_WRITING:
+    return connect_status::writing;
+  case PGRES_POLLING_OK:
+    if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1) {
       err = last_error();
       return connect_status::failed;
+    }
+    return connect_status::ready;
+  default:
+    err = last_error();
+    return connect_status::failed;
   }
 }
 
@@ -196,19 +190,20 @@ bool pq_connection::send(const std::string& sql, const std::vector<param>& param
     auto it = statements_.find(sql);
     if (it != statements_.end()) {
       req.statement = it->second;
-      sent = PQsendQueryPrepared(conn_, it->second.c_str(), nparams, values, nullptr, nullptr, 0) == 1;
+      sent =
+          PQsendQueryPrepared(conn_, it->second.c_str(), nparams, values, nullptr, nullptr, 0) == 1;
     } else if (statements_.size() < static_cast<std::size_t>(cache_capacity_)) {
       req.statement = "pgcm_" + std::to_string(next_statement_++);
       req.prepared_sql = sql;
-      sent = PQsendPrepare(conn_, req.statement.c_str(), sql.c_str(), 0, nullptr) == 1
-             && PQsendQueryPrepared(conn_, req.statement.c_str(), nparams, values, nullptr,
-                                    nullptr, 0) == 1;
-      if (sent)
-        statements_.emplace(sql, req.statement);
+      sent = PQsendPrepare(conn_, req.statement.c_str(), sql.c_str(), 0, nullptr) == 1 &&
+             PQsendQueryPrepared(conn_, req.statement.c_str(), nparams, values, nullptr, nullptr,
+                                 0) == 1;
+      if (sent) statements_.emplace(sql, req.statement);
     }
   }
   if (!sent && req.statement.empty())
-    sent = PQsendQueryParams(conn_, sql.c_str(), nparams, nullptr, values, nullptr, nullptr, 0) == 1;
+    sent =
+        PQsendQueryParams(conn_, sql.c_str(), nparams, nullptr, values, nullptr, nullptr, 0) == 1;
   if (!sent || PQpipelineSync(conn_) != 1) {
     err = last_error();
     return false;
@@ -234,26 +229,23 @@ void pq_connection::forget_statement(const std::string& sql) {
 }
 
 void pq_connection::record_error(pending_request& p, const PGresult* r) {
-  if (!p.outcome.error.empty())
-    return; // keep the first error of the request
+  if (!p.outcome.error.empty()) return; // keep the first error of the request
   p.outcome.ok = false;
   const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   p.outcome.error = primary ? trimmed(primary) : trimmed(PQresultErrorMessage(r));
-  if (p.outcome.error.empty())
-    p.outcome.error = last_error();
+  if (p.outcome.error.empty()) p.outcome.error = last_error();
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   p.outcome.sqlstate = state ? state : "";
   const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-  p.outcome.fatal = (severity && (std::strcmp(severity, "FATAL") == 0
-                                  || std::strcmp(severity, "PANIC") == 0))
-                    || PQstatus(conn_) == CONNECTION_BAD;
-  if (ends_session(severity, state))
-    server_ended_session_ = true;
+  p.outcome.fatal =
+      (severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0)) ||
+      PQstatus(conn_) == CONNECTION_BAD;
+  if (ends_session(severity, state)) server_ended_session_ = true;
   // A cached statement that vanished (26000) or whose result type changed
   // (0A000, "cached plan must not change result type"): the statement did not
   // run; drop it from the cache so the retry prepares it again.
-  if (!p.statement.empty() && p.prepared_sql.empty()
-      && (p.outcome.sqlstate == "26000" || p.outcome.sqlstate == "0A000")) {
+  if (!p.statement.empty() && p.prepared_sql.empty() &&
+      (p.outcome.sqlstate == "26000" || p.outcome.sqlstate == "0A000")) {
     p.outcome.stale_statement = true;
     for (auto it = statements_.begin(); it != statements_.end(); ++it)
       if (it->second == p.statement) {
@@ -266,56 +258,51 @@ void pq_connection::record_error(pending_request& p, const PGresult* r) {
 bool pq_connection::read_results(std::vector<pq_outcome>& done) {
   int nulls_in_a_row = 0;
   while (!pending_.empty()) {
-    if (PQisBusy(conn_) != 0)
-      break;
+    if (PQisBusy(conn_) != 0) break;
     PGresult* r = PQgetResult(conn_);
     auto& p = pending_.front();
     if (r == nullptr) {
-      if (PQstatus(conn_) == CONNECTION_BAD)
-        return false;
-      if (++nulls_in_a_row > 1)
-        break;
+      if (PQstatus(conn_) == CONNECTION_BAD) return false;
+      if (++nulls_in_a_row > 1) break;
       continue;
     }
     nulls_in_a_row = 0;
     switch (PQresultStatus(r)) {
-      case PGRES_PIPELINE_SYNC:
-        if (p.outcome.error.empty())
-          p.outcome.ok = true;
-        done.push_back(std::move(p.outcome));
-        pending_.pop_front();
-        break;
-      case PGRES_PIPELINE_ABORTED:
-        if (p.outcome.error.empty()) {
-          p.outcome.error = "statement skipped: an earlier step of the same request failed";
-          p.outcome.ok = false;
-        }
-        break;
-      case PGRES_COMMAND_OK:
-      case PGRES_TUPLES_OK:
-      case PGRES_EMPTY_QUERY:
-        if (!p.prepared_sql.empty() && !p.prepare_done)
-          p.prepare_done = true;
-        else
-          p.outcome.result = to_result_set(r);
-        break;
-      case PGRES_SINGLE_TUPLE:
-        break;
-      case PGRES_COPY_IN:
-      case PGRES_COPY_OUT:
-      case PGRES_COPY_BOTH:
-        // COPY is not supported in pipeline mode; the session cannot go on.
-        if (p.outcome.error.empty())
-          p.outcome.error = "COPY is not supported by pgcm";
-        PQclear(r);
-        return false;
-      default: // PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR, PGRES_BAD_RESPONSE
-        if (!p.prepared_sql.empty() && !p.prepare_done) {
-          p.prepare_done = true;
-          forget_statement(p.prepared_sql);
-        }
-        record_error(p, r);
-        break;
+    case PGRES_PIPELINE_SYNC:
+      if (p.outcome.error.empty()) p.outcome.ok = true;
+      done.push_back(std::move(p.outcome));
+      pending_.pop_front();
+      break;
+    case PGRES_PIPELINE_ABORTED:
+      if (p.outcome.error.empty()) {
+        p.outcome.error = "statement skipped: an earlier step of the same request failed";
+        p.outcome.ok = false;
+      }
+      break;
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_EMPTY_QUERY:
+      if (!p.prepared_sql.empty() && !p.prepare_done)
+        p.prepare_done = true;
+      else
+        p.outcome.result = to_result_set(r);
+      break;
+    case PGRES_SINGLE_TUPLE:
+      break;
+    case PGRES_COPY_IN:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_BOTH:
+      // COPY is not supported in pipeline mode; the session cannot go on.
+      if (p.outcome.error.empty()) p.outcome.error = "COPY is not supported by pgcm";
+      PQclear(r);
+      return false;
+    default: // PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR, PGRES_BAD_RESPONSE
+      if (!p.prepared_sql.empty() && !p.prepare_done) {
+        p.prepare_done = true;
+        forget_statement(p.prepared_sql);
+      }
+      record_error(p, r);
+      break;
     }
     PQclear(r);
   }
@@ -326,8 +313,7 @@ bool pq_connection::read_results(std::vector<pq_outcome>& done) {
     // with its input buffer at EOF). In IDLE, the FATAL the server sends when
     // it ends an idle session (pg_terminate_backend, shutdown) reaches the
     // notice receiver, which marks the session as ended.
-    if (PGresult* r = PQgetResult(conn_))
-      PQclear(r);
+    if (PGresult* r = PQgetResult(conn_)) PQclear(r);
     PQisBusy(conn_);
   }
   return PQstatus(conn_) != CONNECTION_BAD;
@@ -342,13 +328,11 @@ pg_cancel* pq_connection::make_cancel() const {
 }
 
 std::string pq_connection::last_error() const {
-  if (conn_ == nullptr)
-    return "no connection";
+  if (conn_ == nullptr) return "no connection";
   auto s = trimmed(PQerrorMessage(conn_));
   // libpq joins multi-line messages (one per address tried); keep them on one line.
   for (auto& c : s)
-    if (c == '\n')
-      c = ' ';
+    if (c == '\n') c = ' ';
   return s.empty() ? "connection lost" : s;
 }
 

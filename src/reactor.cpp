@@ -74,7 +74,7 @@ reactor::reactor(caf::actor_system& sys) : core_(std::make_shared<core>(sys)) {
     thread_ = std::thread{[c = core_]() mutable {
       auto& sys = *c->sys;
       c->run();
-      c.reset(); // the last reference when detached: frees targets and fds here
+      c.reset();                    // the last reference when detached: frees targets and fds here
       sys.registry().dec_running(); // the last touch of the system
     }};
   } catch (...) {
@@ -104,16 +104,13 @@ bool reactor::watch(std::uint64_t id, int fd, bool readable, bool writable, bool
   epoll_event ev{};
   ev.events = EPOLLONESHOT | (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
   ev.data.u64 = run_inline ? id : id | not_inline_bit;
-  if (epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0)
-    return true;
-  if (errno == ENOENT)
-    return epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+  if (epoll_ctl(core_->epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0) return true;
+  if (errno == ENOENT) return epoll_ctl(core_->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
   return false;
 }
 
 void reactor::remove(std::uint64_t id, int fd) {
-  if (fd >= 0)
-    epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  if (fd >= 0) epoll_ctl(core_->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
   std::lock_guard<std::mutex> guard{core_->mtx};
   core_->targets.erase(id);
 }
@@ -125,8 +122,7 @@ void reactor::core::run() {
     while (!stop) {
       int n = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), -1);
       if (n < 0) {
-        if (errno == EINTR)
-          continue;
+        if (errno == EINTR) continue;
         break;
       }
       {
@@ -153,8 +149,7 @@ void reactor::core::run() {
 
 bool reactor::cancel_async(void* cancel) {
   auto* c = static_cast<PGcancel*>(cancel);
-  if (c == nullptr)
-    return false;
+  if (c == nullptr) return false;
   if (cancel_threads.fetch_add(1) >= max_cancel_threads) {
     cancel_threads.fetch_sub(1);
     PQfreeCancel(c);

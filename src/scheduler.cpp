@@ -48,8 +48,7 @@ public:
     return job;
   }
 
-  template <class Coordinator>
-  void central_enqueue(Coordinator* self, caf::resumable* job) {
+  template <class Coordinator> void central_enqueue(Coordinator* self, caf::resumable* job) {
     auto& c = d(self);
     {
       std::lock_guard<std::mutex> guard{c.lock};
@@ -58,39 +57,32 @@ public:
     c.cv.notify_one();
   }
 
-  template <class Worker>
-  void external_enqueue(Worker* self, caf::resumable* job) {
+  template <class Worker> void external_enqueue(Worker* self, caf::resumable* job) {
     central_enqueue(self->parent(), job);
   }
 
   /// Called on the worker's own thread by an actor it is running.
-  template <class Worker>
-  void internal_enqueue(Worker* self, caf::resumable* job) {
+  template <class Worker> void internal_enqueue(Worker* self, caf::resumable* job) {
     auto& w = d(self);
-    if (w.next != nullptr)
-      central_enqueue(self->parent(), w.next);
+    if (w.next != nullptr) central_enqueue(self->parent(), w.next);
     w.next = job;
   }
 
-  template <class Worker>
-  void resume_job_later(Worker* self, caf::resumable* job) {
+  template <class Worker> void resume_job_later(Worker* self, caf::resumable* job) {
     central_enqueue(self->parent(), job);
   }
 
-  template <class Worker>
-  caf::resumable* dequeue(Worker* self) {
+  template <class Worker> caf::resumable* dequeue(Worker* self) {
     auto& w = d(self);
     auto& c = d(self->parent());
     if (w.next != nullptr) {
       auto job = w.next;
       w.next = nullptr;
-      if (++w.streak < max_streak)
-        return job;
+      if (++w.streak < max_streak) return job;
       w.streak = 0;
       {
         std::lock_guard<std::mutex> guard{c.lock};
-        if (c.queue.empty())
-          return job;
+        if (c.queue.empty()) return job;
         c.queue.push_back(job);
         job = take_front(c);
       }

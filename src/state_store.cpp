@@ -105,7 +105,7 @@ bool state_store::refresh(milliseconds timeout) {
   {
     caf::scoped_actor self{*impl_->sys};
     self->request(impl_->actor, timeout, refresh_atom::value)
-      .receive([&](ok_atom) { ok = true; }, [&](caf::error&) {});
+        .receive([&](ok_atom) { ok = true; }, [&](caf::error&) {});
   }
   log::release_caf_thread_logger();
   return ok;

@@ -8,58 +8,84 @@ namespace pgcm {
 
 std::string to_string(errc x) {
   switch (x) {
-    case errc::node_not_found: return "node_not_found";
-    case errc::duplicate_node: return "duplicate_node";
-    case errc::invalid_config: return "invalid_config";
-    case errc::connection_failed: return "connection_failed";
-    case errc::query_failed: return "query_failed";
-    case errc::query_timeout: return "query_timeout";
-    case errc::pool_exhausted: return "pool_exhausted";
-    case errc::shutting_down: return "shutting_down";
-    case errc::conversion_failed: return "conversion_failed";
-    case errc::column_not_found: return "column_not_found";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::remote_disconnected: return "remote_disconnected";
-    case errc::protocol_mismatch: return "protocol_mismatch";
-    case errc::internal: return "internal";
+  case errc::node_not_found:
+    return "node_not_found";
+  case errc::duplicate_node:
+    return "duplicate_node";
+  case errc::invalid_config:
+    return "invalid_config";
+  case errc::connection_failed:
+    return "connection_failed";
+  case errc::query_failed:
+    return "query_failed";
+  case errc::query_timeout:
+    return "query_timeout";
+  case errc::pool_exhausted:
+    return "pool_exhausted";
+  case errc::shutting_down:
+    return "shutting_down";
+  case errc::conversion_failed:
+    return "conversion_failed";
+  case errc::column_not_found:
+    return "column_not_found";
+  case errc::invalid_argument:
+    return "invalid_argument";
+  case errc::remote_disconnected:
+    return "remote_disconnected";
+  case errc::protocol_mismatch:
+    return "protocol_mismatch";
+  case errc::internal:
+    return "internal";
   }
   return "unknown_error";
 }
 
 std::string to_string(health_state x) {
   switch (x) {
-    case health_state::unknown: return "unknown";
-    case health_state::healthy: return "healthy";
-    case health_state::unhealthy: return "unhealthy";
+  case health_state::unknown:
+    return "unknown";
+  case health_state::healthy:
+    return "healthy";
+  case health_state::unhealthy:
+    return "unhealthy";
   }
   return "?";
 }
 
 std::string to_string(node_role x) {
   switch (x) {
-    case node_role::unknown: return "unknown";
-    case node_role::primary: return "primary";
-    case node_role::standby: return "standby";
+  case node_role::unknown:
+    return "unknown";
+  case node_role::primary:
+    return "primary";
+  case node_role::standby:
+    return "standby";
   }
   return "?";
 }
 
 std::string to_string(event x) {
   switch (x) {
-    case event::node_connected: return "node:connected";
-    case event::node_disconnected: return "node:disconnected";
-    case event::node_health: return "node:health";
-    case event::node_added: return "node:added";
-    case event::node_removed: return "node:removed";
-    case event::pool_stats: return "pool:stats";
+  case event::node_connected:
+    return "node:connected";
+  case event::node_disconnected:
+    return "node:disconnected";
+  case event::node_health:
+    return "node:health";
+  case event::node_added:
+    return "node:added";
+  case event::node_removed:
+    return "node:removed";
+  case event::pool_stats:
+    return "pool:stats";
   }
   return "?";
 }
 
 bool operator==(const health_status& x, const health_status& y) {
-  return x.status == y.status && x.latency == y.latency
-         && x.consecutive_failures == y.consecutive_failures && x.last_error == y.last_error
-         && x.last_check == y.last_check && x.role == y.role;
+  return x.status == y.status && x.latency == y.latency &&
+         x.consecutive_failures == y.consecutive_failures && x.last_error == y.last_error &&
+         x.last_check == y.last_check && x.role == y.role;
 }
 
 bool operator==(const pool_stats& x, const pool_stats& y) {
@@ -74,10 +100,8 @@ node_config redacted(node_config cfg) {
 }
 
 std::string describe(const node_config& cfg) {
-  std::string out = cfg.user + "@" + cfg.host + ":" + std::to_string(cfg.port) + "/"
-                    + cfg.database;
-  if (cfg.ssl.enabled)
-    out += cfg.ssl.reject_unauthorized ? " ssl=verify-full" : " ssl=require";
+  std::string out = cfg.user + "@" + cfg.host + ":" + std::to_string(cfg.port) + "/" + cfg.database;
+  if (cfg.ssl.enabled) out += cfg.ssl.reject_unauthorized ? " ssl=verify-full" : " ssl=require";
   out += " pool=" + std::to_string(cfg.pool.min) + ".." + std::to_string(cfg.pool.max);
   return out;
 }
@@ -105,14 +129,10 @@ std::optional<error_info> validate(const std::string& node_id, const node_config
   if (node_id.empty())
     return error_info{errc::invalid_config, "invalid config: node id must not be empty",
                       std::nullopt};
-  if (cfg.host.empty())
-    return bad(node_id, "host", "must not be empty");
-  if (cfg.port == 0)
-    return bad(node_id, "port", "must be between 1 and 65535 (got 0)");
-  if (cfg.database.empty())
-    return bad(node_id, "database", "must not be empty");
-  if (cfg.user.empty())
-    return bad(node_id, "user", "must not be empty");
+  if (cfg.host.empty()) return bad(node_id, "host", "must not be empty");
+  if (cfg.port == 0) return bad(node_id, "port", "must be between 1 and 65535 (got 0)");
+  if (cfg.database.empty()) return bad(node_id, "database", "must not be empty");
+  if (cfg.user.empty()) return bad(node_id, "user", "must not be empty");
   for (auto* field : {&cfg.host, &cfg.database, &cfg.user, &cfg.application_name})
     if (has_nul(*field))
       return bad(node_id, "host/database/user/application_name", "must not contain NUL bytes");
@@ -124,27 +144,23 @@ std::optional<error_info> validate(const std::string& node_id, const node_config
     return bad(node_id, "pool.max", "must be >= 1 (got " + std::to_string(cfg.pool.max) + ")");
   if (cfg.pool.min > cfg.pool.max)
     return bad(node_id, "pool.min",
-               "must not exceed pool.max (" + std::to_string(cfg.pool.min) + " > "
-                 + std::to_string(cfg.pool.max) + ")");
+               "must not exceed pool.max (" + std::to_string(cfg.pool.min) + " > " +
+                   std::to_string(cfg.pool.max) + ")");
   if (cfg.pool.pipeline_depth < 1)
     return bad(node_id, "pool.pipeline_depth",
                "must be >= 1 (got " + std::to_string(cfg.pool.pipeline_depth) + ")");
-  if (cfg.pool.max_waiting < 0)
-    return bad(node_id, "pool.max_waiting", "must be >= 0");
-  if (cfg.pool.statement_cache < 0)
-    return bad(node_id, "pool.statement_cache", "must be >= 0");
+  if (cfg.pool.max_waiting < 0) return bad(node_id, "pool.max_waiting", "must be >= 0");
+  if (cfg.pool.statement_cache < 0) return bad(node_id, "pool.statement_cache", "must be >= 0");
   if (cfg.ssl.enabled && cfg.ssl.reject_unauthorized && cfg.ssl.ca.empty())
     return bad(node_id, "ssl.ca",
                "is required when ssl.enabled and ssl.reject_unauthorized are set");
   if (cfg.ssl.enabled && !cfg.ssl.ca.empty()) {
     // O_NONBLOCK: a FIFO or device must not block validation.
     int fd = ::open(cfg.ssl.ca.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat sb{};
+    struct stat sb {};
     bool regular = fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
-    if (fd >= 0)
-      ::close(fd);
-    if (!regular)
-      return bad(node_id, "ssl.ca", "file \"" + cfg.ssl.ca + "\" cannot be read");
+    if (fd >= 0) ::close(fd);
+    if (!regular) return bad(node_id, "ssl.ca", "file \"" + cfg.ssl.ca + "\" cannot be read");
   }
   return std::nullopt;
 }
@@ -152,16 +168,11 @@ std::optional<error_info> validate(const std::string& node_id, const node_config
 std::optional<error_info> validate(const manager_options& o) {
   if (o.health_check_interval.count() <= 0)
     return bad_option("health_check_interval", "must be > 0");
-  if (o.unhealthy_threshold < 1)
-    return bad_option("unhealthy_threshold", "must be >= 1");
-  if (o.shutdown_timeout.count() < 0)
-    return bad_option("shutdown_timeout", "must be >= 0");
-  if (o.query_timeout.count() <= 0)
-    return bad_option("query_timeout", "must be > 0");
-  if (o.health_check_timeout.count() < 0)
-    return bad_option("health_check_timeout", "must be >= 0");
-  if (o.connect_timeout.count() <= 0)
-    return bad_option("connect_timeout", "must be > 0");
+  if (o.unhealthy_threshold < 1) return bad_option("unhealthy_threshold", "must be >= 1");
+  if (o.shutdown_timeout.count() < 0) return bad_option("shutdown_timeout", "must be >= 0");
+  if (o.query_timeout.count() <= 0) return bad_option("query_timeout", "must be > 0");
+  if (o.health_check_timeout.count() < 0) return bad_option("health_check_timeout", "must be >= 0");
+  if (o.connect_timeout.count() <= 0) return bad_option("connect_timeout", "must be > 0");
   if (o.reconnect_backoff_initial.count() <= 0)
     return bad_option("reconnect_backoff_initial", "must be > 0");
   if (o.reconnect_backoff_max < o.reconnect_backoff_initial)

@@ -33,8 +33,8 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
 
 bool takes_value(const std::string& name) {
   static const std::set<std::string> with_value{
-      "--config", "--node",     "--log-level", "--log-file", "--timeout",
-      "--remote", "--listen",   "--tls-cert",  "--tls-key",  "--tls-ca"};
+      "--config", "--node",   "--log-level", "--log-file", "--timeout",
+      "--remote", "--listen", "--tls-cert",  "--tls-key",  "--tls-ca"};
   return with_value.count(name) != 0;
 }
 

@@ -25,8 +25,8 @@ remote_endpoint parse_endpoint(const std::string& flag, const std::string& value
     host = value.substr(0, colon);
     port = value.substr(colon + 1);
   }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos
-      || std::stoul(port) > 65535)
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535)
     throw usage_error{flag + " " + value + ": invalid port \"" + port + "\""};
   ep.host = host;
   ep.port = static_cast<std::uint16_t>(std::stoul(port));
@@ -88,8 +88,7 @@ cluster_spec load_cluster_spec(const cli_options& opts, const env_lookup& env) {
 }
 
 std::unique_ptr<connection_manager> make_manager(const cluster_spec& spec) {
-  if (spec.remote)
-    return std::make_unique<connection_manager>(*spec.remote, spec.options);
+  if (spec.remote) return std::make_unique<connection_manager>(*spec.remote, spec.options);
   return std::make_unique<connection_manager>(spec.options);
 }
 

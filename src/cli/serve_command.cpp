@@ -27,15 +27,14 @@ int run_serve(const cli_options& opts) {
     std::cerr << "pgcm: warning: " << w << '\n';
   auto ep = parse_endpoint("--listen", *opts.listen, opts);
   if (!ep.tls.enabled() && !is_loopback(ep.host))
-    throw usage_error{"--listen " + *opts.listen
-                      + ": refusing to serve a non-loopback address without TLS (CAF would accept "
-                        "anyone with anonymous encryption); give --tls-cert, --tls-key and "
-                        "--tls-ca"};
+    throw usage_error{"--listen " + *opts.listen +
+                      ": refusing to serve a non-loopback address without TLS (CAF would accept "
+                      "anyone with anonymous encryption); give --tls-cert, --tls-key and "
+                      "--tls-ca"};
   caf::actor_system_config cfg;
   register_types(cfg);
   use_pgcm_scheduler(cfg);
-  if (auto err = prepare_remote(cfg, ep.tls))
-    throw error{to_error_info(err)};
+  if (auto err = prepare_remote(cfg, ep.tls)) throw error{to_error_info(err)};
   caf::actor_system sys{cfg};
   int rc = 0;
   {
@@ -44,8 +43,7 @@ int run_serve(const cli_options& opts) {
     start_manager(mgr, spec);
     auto handle = manager_handle(mgr);
     auto port = publish_manager(sys, handle, ep);
-    if (!port)
-      throw error{to_error_info(port.error())};
+    if (!port) throw error{to_error_info(port.error())};
     std::cout << "pgcm: serving " << spec.nodes.size() << " nodes on " << ep.host << ":" << *port
               << (ep.tls.enabled() ? " (mutual TLS)" : "") << std::endl;
     while (!stop_requested()) {

@@ -23,8 +23,7 @@ class actor_system;
 namespace pgcm {
 
 /// One node's share of a typed fan-out: `data` holds the mapped rows.
-template <class T>
-using node_result = basic_node_result<std::vector<T>>;
+template <class T> using node_result = basic_node_result<std::vector<T>>;
 
 /// One node's share of an untyped fan-out.
 using node_result_set = basic_node_result<result_set>;
@@ -115,8 +114,7 @@ public:
   /// Runs `sql` with `$1..$n` parameters (sent separately, never spliced in)
   /// on one node. `timeout` defaults to the manager's query_timeout; when it
   /// passes, the statement is cancelled on the server and query_timeout thrown.
-  result_set query(const std::string& node, const std::string& sql,
-                   std::vector<param> params = {},
+  result_set query(const std::string& node, const std::string& sql, std::vector<param> params = {},
                    std::optional<milliseconds> timeout = std::nullopt);
 
   /// Like query(), each row mapped with `from_row(const row&, T&)` (ADL).
@@ -140,13 +138,11 @@ public:
   }
 
   /// Like query_all(), on the nodes whose health is `healthy` only.
-  std::vector<node_result_set> query_healthy(const std::string& sql,
-                                             std::vector<param> params = {},
+  std::vector<node_result_set> query_healthy(const std::string& sql, std::vector<param> params = {},
                                              std::optional<milliseconds> timeout = std::nullopt);
 
   template <class T>
-  std::vector<node_result<T>> query_healthy(const std::string& sql,
-                                            std::vector<param> params = {},
+  std::vector<node_result<T>> query_healthy(const std::string& sql, std::vector<param> params = {},
                                             std::optional<milliseconds> timeout = std::nullopt) {
     return map_results<T>(query_healthy(sql, std::move(params), timeout));
   }

@@ -42,10 +42,9 @@ struct error_info {
 /// What the blocking facade throws.
 class error : public std::runtime_error {
 public:
-  explicit error(error_info info)
-    : std::runtime_error(info.message), info_(std::move(info)) {}
+  explicit error(error_info info) : std::runtime_error(info.message), info_(std::move(info)) {}
   error(errc code, std::string message, std::optional<std::string> sqlstate = std::nullopt)
-    : error(error_info{code, std::move(message), std::move(sqlstate)}) {}
+      : error(error_info{code, std::move(message), std::move(sqlstate)}) {}
 
   errc code() const noexcept { return info_.code; }
   const std::optional<std::string>& sqlstate() const noexcept { return info_.sqlstate; }

@@ -14,8 +14,8 @@
 
 namespace pgcm {
 
-using std::chrono::milliseconds;
 using std::chrono::microseconds;
+using std::chrono::milliseconds;
 
 /// Manager-wide options (the spec's "Configuration Reference").
 struct manager_options {
@@ -38,8 +38,7 @@ struct manager_options {
 
   /// The probe deadline actually used.
   milliseconds effective_health_check_timeout() const {
-    if (health_check_timeout.count() > 0)
-      return health_check_timeout;
+    if (health_check_timeout.count() > 0) return health_check_timeout;
     return std::min(health_check_interval, milliseconds{5000});
   }
 };
@@ -119,18 +118,18 @@ bool operator==(const health_status& x, const health_status& y);
 /// Counters and gauges of one node's pool. Gauges: what is now; counters:
 /// totals since the node was added.
 #define PGCM_POOL_GAUGES(X)                                                                        \
-  X(total_connections)  /* open or opening */                                                     \
-  X(idle_connections)   /* open, no request in flight */                                          \
-  X(waiting_requests)   /* queued for a connection */                                             \
+  X(total_connections)  /* open or opening */                                                      \
+  X(idle_connections)   /* open, no request in flight */                                           \
+  X(waiting_requests)   /* queued for a connection */                                              \
   X(in_flight_requests) /* sent to a connection, not answered yet */
 #define PGCM_POOL_COUNTERS(X)                                                                      \
-  X(connections_opened)    /* connection attempts that succeeded */                               \
-  X(connect_failures)      /* connection attempts that failed */                                  \
-  X(connections_discarded) /* closed because broken, poisoned or cancelled */                     \
+  X(connections_opened)    /* connection attempts that succeeded */                                \
+  X(connect_failures)      /* connection attempts that failed */                                   \
+  X(connections_discarded) /* closed because broken, poisoned or cancelled */                      \
   X(queries_ok)                                                                                    \
   X(queries_failed)                                                                                \
   X(queries_timed_out)                                                                             \
-  X(queries_retried) /* re-sent after the server terminated an idle connection */                 \
+  X(queries_retried)   /* re-sent after the server terminated an idle connection */                \
   X(requests_rejected) /* pool_exhausted answers */
 
 struct pool_stats {
@@ -172,8 +171,7 @@ struct node_event {
 };
 
 /// One node's share of a fan-out (`query_all`, `query_healthy`).
-template <class Data>
-struct basic_node_result {
+template <class Data> struct basic_node_result {
   std::string node_id;
   bool success = false;
   Data data{};

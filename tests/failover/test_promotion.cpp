@@ -54,24 +54,29 @@ BOOST_AUTO_TEST_CASE(promoted_standby_becomes_primary_and_stopped_primary_unheal
   // The pool's connections to node1 now reach a primary: writes work.
   BOOST_CHECK(!mgr.query("node1", "SELECT pg_is_in_recovery()")[0].get<bool>(0));
   mgr.query("node1", "CREATE TABLE IF NOT EXISTS promoted_t(x int)");
-  BOOST_CHECK_EQUAL(mgr.query("node1", "INSERT INTO promoted_t VALUES (1), (2)").affected_rows(), 2);
+  BOOST_CHECK_EQUAL(mgr.query("node1", "INSERT INTO promoted_t VALUES (1), (2)").affected_rows(),
+                    2);
   // node2 still replays (the old timeline): still a standby.
   BOOST_CHECK(role_of(mgr, "node2") == node_role::standby);
   BOOST_CHECK(role_of(mgr, "node0") == node_role::primary);
 
   {
     test::stopped_node down{"node0"};
-    BOOST_REQUIRE(test::eventually([&] {
-      auto h = mgr.get_health("node0");
-      return h && h->status == health_state::unhealthy;
-    }, 10s));
+    BOOST_REQUIRE(test::eventually(
+        [&] {
+          auto h = mgr.get_health("node0");
+          return h && h->status == health_state::unhealthy;
+        },
+        10s));
     auto h = mgr.get_health("node0");
     BOOST_CHECK_GE(h->consecutive_failures, mgr.options().unhealthy_threshold);
     BOOST_CHECK(h->last_error.has_value());
-    BOOST_REQUIRE(test::eventually([&] {
-      auto hs = log->health("node0");
-      return !hs.empty() && hs.back().status == health_state::unhealthy;
-    }, 5s));
+    BOOST_REQUIRE(test::eventually(
+        [&] {
+          auto hs = log->health("node0");
+          return !hs.empty() && hs.back().status == health_state::unhealthy;
+        },
+        5s));
     auto node0_events = log->health("node0");
     BOOST_CHECK_MESSAGE(node0_events.size() == 2, "node0: " << describe(node0_events));
     // The new primary serves; the healthy set and fan-outs leave node0 out.

@@ -45,18 +45,18 @@ struct proxied_fixture {
 
   bool recovers() {
     std::string last;
-    bool ok = test::eventually([&] { return status("proxied") == health_state::healthy; }, 15s)
-              && test::eventually([&] { return test::answers(mgr, "proxied", 2s, &last); }, 15s);
+    bool ok = test::eventually([&] { return status("proxied") == health_state::healthy; }, 15s) &&
+              test::eventually([&] { return test::answers(mgr, "proxied", 2s, &last); }, 15s);
     if (!ok) {
       auto n = mgr.get_node("proxied");
-      BOOST_TEST_MESSAGE("not recovered: status " << to_string(n->health.status) << ", last error "
-                         << n->health.last_error.value_or("-") << ", last query error " << last
-                         << ", total " << n->pool.total_connections << ", idle "
-                         << n->pool.idle_connections << ", waiting " << n->pool.waiting_requests
-                         << ", in flight " << n->pool.in_flight_requests << ", opened "
-                         << n->pool.connections_opened << ", connect failures "
-                         << n->pool.connect_failures << ", proxy connections "
-                         << proxy.connections());
+      BOOST_TEST_MESSAGE(
+          "not recovered: status "
+          << to_string(n->health.status) << ", last error " << n->health.last_error.value_or("-")
+          << ", last query error " << last << ", total " << n->pool.total_connections << ", idle "
+          << n->pool.idle_connections << ", waiting " << n->pool.waiting_requests << ", in flight "
+          << n->pool.in_flight_requests << ", opened " << n->pool.connections_opened
+          << ", connect failures " << n->pool.connect_failures << ", proxy connections "
+          << proxy.connections());
     }
     return ok;
   }
@@ -69,8 +69,7 @@ struct outcome {
   long long max_ms = 0;
 };
 
-template <class F>
-outcome concurrently(int n, F f) {
+template <class F> outcome concurrently(int n, F f) {
   outcome out;
   out.codes.assign(static_cast<std::size_t>(n), -2);
   std::mutex mtx;
@@ -109,8 +108,8 @@ BOOST_AUTO_TEST_CASE(blackholed_node_during_queries) {
   BOOST_CHECK_EQUAL(count(r.codes, -2), 0);
   BOOST_CHECK_EQUAL(count(r.codes, -1), 0);
   for (auto c : r.codes)
-    BOOST_CHECK(c == static_cast<int>(errc::query_timeout)
-                || c == static_cast<int>(errc::connection_failed));
+    BOOST_CHECK(c == static_cast<int>(errc::query_timeout) ||
+                c == static_cast<int>(errc::connection_failed));
   BOOST_CHECK_LT(r.max_ms, 700 + 1500);
   // The other node is not disturbed.
   BOOST_CHECK_EQUAL(mgr.query("direct", "SELECT 2")[0].get<int>(0), 2);
@@ -142,8 +141,8 @@ BOOST_AUTO_TEST_CASE(a_caller_waiting_on_its_socket_gets_its_timeout_from_a_sile
   for (int i = 0; i < 2; ++i) {
     auto r = concurrently(1, [&](int) { mgr.query("proxied", "SELECT 1", {}, 300ms); });
     BOOST_TEST_CONTEXT("query " << i << " took " << r.max_ms << " ms") {
-      BOOST_CHECK(r.codes[0] == static_cast<int>(errc::query_timeout)
-                  || r.codes[0] == static_cast<int>(errc::connection_failed));
+      BOOST_CHECK(r.codes[0] == static_cast<int>(errc::query_timeout) ||
+                  r.codes[0] == static_cast<int>(errc::connection_failed));
       BOOST_CHECK_GE(r.max_ms, 250);
       BOOST_CHECK_LT(r.max_ms, 300 + 1000);
     }
@@ -208,14 +207,16 @@ BOOST_AUTO_TEST_CASE(refused_then_back) {
   BOOST_CHECK(test::eventually([&] { return status("proxied") == health_state::unhealthy; }, 10s));
   // While the node is down, requests fail fast with connection_failed.
   auto start = std::chrono::steady_clock::now();
-  BOOST_CHECK(test::eventually([&] {
-    try {
-      mgr.query("proxied", "SELECT 1", {}, 5s);
-      return false;
-    } catch (const error& e) {
-      return e.code() == errc::connection_failed;
-    }
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        try {
+          mgr.query("proxied", "SELECT 1", {}, 5s);
+          return false;
+        } catch (const error& e) {
+          return e.code() == errc::connection_failed;
+        }
+      },
+      5s));
   BOOST_CHECK_LT(test::ms_since(start), 4000);
   // Backoff: one attempt per step, not one per pool slot.
   auto before = mgr.get_pool_stats("proxied")->connect_failures;
@@ -261,8 +262,8 @@ BOOST_AUTO_TEST_CASE(wrong_password_and_missing_database) {
   BOOST_REQUIRE(hw && hm);
   BOOST_CHECK(hw->status == health_state::unhealthy);
   BOOST_CHECK(hm->status == health_state::unhealthy);
-  BOOST_CHECK(hw->last_error.value_or("").find("password authentication failed")
-              != std::string::npos);
+  BOOST_CHECK(hw->last_error.value_or("").find("password authentication failed") !=
+              std::string::npos);
   BOOST_CHECK(hm->last_error.value_or("").find("no_such_database") != std::string::npos);
   BOOST_CHECK(hw->last_error.value_or("").find("definitely-not-the-password") == std::string::npos);
   try {
@@ -301,8 +302,8 @@ BOOST_AUTO_TEST_CASE(immediate_stop_during_load_then_restart) {
         try {
           mgr.query("node2", "SELECT pg_sleep(0.01)", {}, 2s);
         } catch (const error& e) {
-          if (e.code() != errc::connection_failed && e.code() != errc::query_timeout
-              && e.code() != errc::query_failed)
+          if (e.code() != errc::connection_failed && e.code() != errc::query_timeout &&
+              e.code() != errc::query_failed)
             ++wrong_code;
         }
         ++answered;
@@ -318,7 +319,8 @@ BOOST_AUTO_TEST_CASE(immediate_stop_during_load_then_restart) {
     t.join(); // every call returned: nothing hung
   BOOST_CHECK_GT(answered.load(), 0);
   BOOST_CHECK_EQUAL(wrong_code.load(), 0);
-  BOOST_CHECK(test::eventually([&] { return mgr.get_health("node2")->status == health_state::healthy; }, 10s));
+  BOOST_CHECK(test::eventually(
+      [&] { return mgr.get_health("node2")->status == health_state::healthy; }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(connections_severed_while_idle_do_not_fail_the_probe) {
@@ -336,16 +338,15 @@ BOOST_AUTO_TEST_CASE(connections_severed_while_idle_do_not_fail_the_probe) {
   mgr.initialize({{"severed", cfg}});
   std::atomic<int> unhealthy_events{0};
   auto sub = mgr.on(event::node_health, [&](const node_event& e) {
-    if (e.health && e.health->status != health_state::healthy)
-      ++unhealthy_events;
+    if (e.health && e.health->status != health_state::healthy) ++unhealthy_events;
   });
   for (int round = 0; round < 3; ++round) {
     BOOST_TEST_CONTEXT("round " << round) {
       auto severed_at = std::chrono::system_clock::now();
       proxy.set(fault_proxy::mode::sever);
       // A probe ran on the severed connection and answered.
-      BOOST_REQUIRE(test::eventually([&] { return mgr.get_health("severed")->last_check > severed_at; },
-                                     5s));
+      BOOST_REQUIRE(
+          test::eventually([&] { return mgr.get_health("severed")->last_check > severed_at; }, 5s));
       auto h = mgr.get_health("severed");
       BOOST_CHECK(h->status == health_state::healthy);
       BOOST_CHECK_EQUAL(h->consecutive_failures, 0);

@@ -54,8 +54,8 @@ BOOST_AUTO_TEST_CASE(a_wrong_host_name_is_refused) {
   mgr.initialize({{"tls", cfg}});
   auto h = mgr.get_health("tls");
   BOOST_CHECK(h->status == health_state::unhealthy);
-  BOOST_CHECK_MESSAGE(h->last_error.value_or("").find("does not match host name")
-                        != std::string::npos,
+  BOOST_CHECK_MESSAGE(h->last_error.value_or("").find("does not match host name") !=
+                          std::string::npos,
                       h->last_error.value_or(""));
   // Without verification (reject_unauthorized = false) the same path works.
   cfg.ssl.reject_unauthorized = false;

@@ -11,8 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     auto cfg = pgcm::parse_config(text, "/nonexistent/fuzz.conf");
     pgcm::env_lookup env = [](const std::string& name) -> std::optional<std::string> {
-      if (name == "PG_PASSWORD")
-        return std::string{"pw"};
+      if (name == "PG_PASSWORD") return std::string{"pw"};
       return std::nullopt;
     };
     (void)pgcm::resolve_nodes(cfg, env);

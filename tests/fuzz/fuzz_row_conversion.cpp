@@ -8,8 +8,7 @@
 
 namespace {
 
-template <class T>
-void convert(const pgcm::row& r) {
+template <class T> void convert(const pgcm::row& r) {
   try {
     (void)r.get<T>(0);
     (void)r.get<T>("c");
@@ -40,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   s.names = {"a", "b"};
   s.values = std::string{text};
   for (std::size_t i = 0; i + 4 <= size && s.ends.size() < 8; i += 4)
-    s.ends.push_back(static_cast<std::uint32_t>(data[i]) | (static_cast<std::uint32_t>(data[i + 1]) << 8));
+    s.ends.push_back(static_cast<std::uint32_t>(data[i]) |
+                     (static_cast<std::uint32_t>(data[i + 1]) << 8));
   s.nulls.assign(s.ends.size(), 0);
   s.rows = s.ends.size() / 2;
   s.type_oids = {25, 25};

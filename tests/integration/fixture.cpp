@@ -47,19 +47,16 @@ manager_options fast_options() {
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (pred())
-      return true;
-    if (std::chrono::steady_clock::now() >= until)
-      return false;
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
 }
 
 int server_connections(const std::string& node, const std::string& state) {
-  std::string sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = '"
-                    + app_name() + "' AND backend_type = 'client backend'";
-  if (!state.empty())
-    sql += " AND state = '" + state + "'";
+  std::string sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" +
+                    app_name() + "' AND backend_type = 'client backend'";
+  if (!state.empty()) sql += " AND state = '" + state + "'";
   return std::stoi(cluster::get().admin_sql(node, sql));
 }
 
@@ -68,16 +65,15 @@ bool answers(connection_manager& mgr, const std::string& node,
   try {
     return mgr.query(node, "SELECT 1", {}, timeout)[0].get<int>(0) == 1;
   } catch (const error& e) {
-    if (last_error != nullptr)
-      *last_error = e.what();
+    if (last_error != nullptr) *last_error = e.what();
     return false;
   }
 }
 
 long long ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
-                                                               - start)
-    .count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
 }
 
 stopped_node::stopped_node(std::string name) : name_(std::move(name)) {
@@ -93,8 +89,7 @@ stopped_node::~stopped_node() {
 }
 
 void stopped_node::start() {
-  if (!stopped_)
-    return;
+  if (!stopped_) return;
   stopped_ = false;
   cluster::get().start_node(name_);
 }
@@ -113,16 +108,14 @@ std::vector<node_event> event_recorder::of(const std::string& node) const {
   std::lock_guard<std::mutex> guard{mtx_};
   std::vector<node_event> out;
   for (auto& e : events_)
-    if (e.node_id == node)
-      out.push_back(e);
+    if (e.node_id == node) out.push_back(e);
   return out;
 }
 
 std::vector<node_event> event_recorder::of(const std::string& node, event type) const {
   std::vector<node_event> out;
   for (auto& e : of(node))
-    if (e.type == type)
-      out.push_back(e);
+    if (e.type == type) out.push_back(e);
   return out;
 }
 
@@ -140,8 +133,7 @@ std::vector<health_state> event_recorder::states(const std::string& node) const 
 std::vector<health_status> event_recorder::health(const std::string& node) const {
   std::vector<health_status> out;
   for (auto& e : of(node, event::node_health))
-    if (e.health)
-      out.push_back(*e.health);
+    if (e.health) out.push_back(*e.health);
   return out;
 }
 

@@ -22,8 +22,7 @@ int main(int argc, char** argv) {
   pgcm::remote_endpoint ep;
   ep.host = argv[1];
   ep.port = static_cast<std::uint16_t>(std::stoi(argv[2]));
-  if (argc == 6)
-    ep.tls = pgcm::tls_options{argv[3], argv[4], argv[5]};
+  if (argc == 6) ep.tls = pgcm::tls_options{argv[3], argv[4], argv[5]};
   caf::actor_system_config cfg;
   pgcm::register_types(cfg);
   if (auto err = pgcm::prepare_remote(cfg, ep.tls)) {

@@ -28,8 +28,7 @@ std::vector<std::string> ids(const std::vector<node_info>& nodes) {
   return out;
 }
 
-template <class Result>
-std::vector<std::string> ids(const std::vector<Result>& results) {
+template <class Result> std::vector<std::string> ids(const std::vector<Result>& results) {
   std::vector<std::string> out;
   for (auto& r : results)
     out.push_back(r.node_id);
@@ -95,10 +94,12 @@ BOOST_AUTO_TEST_CASE(roles_latency_and_first_events) {
   // its role). Callbacks may lag behind initialize() a little.
   for (auto& n : all) {
     BOOST_TEST_CONTEXT("node " << n) {
-      BOOST_CHECK(test::eventually([&] {
-        return rec->of(n, event::node_connected).size() == 1
-               && rec->of(n, event::node_health).size() == 1;
-      }, 5s));
+      BOOST_CHECK(test::eventually(
+          [&] {
+            return rec->of(n, event::node_connected).size() == 1 &&
+                   rec->of(n, event::node_health).size() == 1;
+          },
+          5s));
       auto evs = rec->of(n);
       BOOST_REQUIRE(!evs.empty());
       BOOST_CHECK(evs.front().type == event::node_added);
@@ -107,8 +108,8 @@ BOOST_AUTO_TEST_CASE(roles_latency_and_first_events) {
       BOOST_REQUIRE_EQUAL(health.size(), 1u);
       BOOST_REQUIRE(health[0].health);
       BOOST_CHECK(health[0].health->status == health_state::healthy);
-      BOOST_CHECK(health[0].health->role
-                  == (n == "node0" ? node_role::primary : node_role::standby));
+      BOOST_CHECK(health[0].health->role ==
+                  (n == "node0" ? node_role::primary : node_role::standby));
       BOOST_CHECK(rec->of(n, event::node_disconnected).empty());
     }
   }
@@ -159,8 +160,8 @@ BOOST_AUTO_TEST_CASE(stopped_node_turns_unhealthy_then_healthy_again) {
     BOOST_CHECK_LT(test::ms_since(start), 2500);
 
     // The pool lost its connection: node_disconnected, with the error.
-    BOOST_CHECK(test::eventually([&] { return !rec->of("node2", event::node_disconnected).empty(); },
-                                 5s));
+    BOOST_CHECK(
+        test::eventually([&] { return !rec->of("node2", event::node_disconnected).empty(); }, 5s));
     for (auto& e : rec->of("node2", event::node_disconnected)) {
       BOOST_REQUIRE(e.error);
       BOOST_CHECK_EQUAL(to_string(e.error->code), to_string(errc::connection_failed));
@@ -183,10 +184,9 @@ BOOST_AUTO_TEST_CASE(stopped_node_turns_unhealthy_then_healthy_again) {
   // node_health events of node2, in order: healthy (start), unhealthy, healthy.
   BOOST_REQUIRE(test::eventually([&] { return rec->states("node2").size() >= 3; }, 5s));
   auto states = rec->states("node2");
-  BOOST_CHECK_MESSAGE(states
-                        == (std::vector<health_state>{health_state::healthy,
-                                                      health_state::unhealthy,
-                                                      health_state::healthy}),
+  BOOST_CHECK_MESSAGE(states ==
+                          (std::vector<health_state>{health_state::healthy, health_state::unhealthy,
+                                                     health_state::healthy}),
                       "node2 went through " << states_str(states));
   auto evs = rec->of("node2", event::node_health);
   BOOST_REQUIRE_GE(evs.size(), 3u);
@@ -196,15 +196,14 @@ BOOST_AUTO_TEST_CASE(stopped_node_turns_unhealthy_then_healthy_again) {
   BOOST_CHECK(evs[2].health->role == node_role::standby);
   BOOST_CHECK(!evs[2].health->last_error);
   // Connection events of node2, in order: connected, disconnected, connected.
-  BOOST_CHECK(test::eventually([&] { return rec->of("node2", event::node_connected).size() == 2; },
-                               5s));
+  BOOST_CHECK(
+      test::eventually([&] { return rec->of("node2", event::node_connected).size() == 2; }, 5s));
   std::vector<event> conn;
   for (auto& e : rec->of("node2"))
     if (e.type == event::node_connected || e.type == event::node_disconnected)
       conn.push_back(e.type);
-  BOOST_CHECK(conn
-              == (std::vector<event>{event::node_connected, event::node_disconnected,
-                                     event::node_connected}));
+  BOOST_CHECK(conn == (std::vector<event>{event::node_connected, event::node_disconnected,
+                                          event::node_connected}));
   // The other nodes never changed.
   BOOST_CHECK_EQUAL(states_str(rec->states("node0")), "healthy");
   BOOST_CHECK_EQUAL(states_str(rec->states("node1")), "healthy");

@@ -96,9 +96,12 @@ int connections_everywhere() {
 std::string dump_connections() {
   std::string out;
   for (auto& node : cluster::get().nodes())
-    out += node + ":\n" + cluster::get().admin_sql(
-      node, "SELECT pid, state, backend_start, state_change, query FROM pg_stat_activity "
-            "WHERE application_name = '" + test::app_name() + "'") + "\n";
+    out += node + ":\n" +
+           cluster::get().admin_sql(
+               node, "SELECT pid, state, backend_start, state_change, query FROM pg_stat_activity "
+                     "WHERE application_name = '" +
+                         test::app_name() + "'") +
+           "\n";
   return out;
 }
 
@@ -111,8 +114,8 @@ void check_all_connections_closed() {
 /// Active `sql` statements of ours on `node`.
 int active(const std::string& node, const std::string& sql) {
   return std::stoi(cluster::get().admin_sql(
-    node, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + test::app_name()
-            + "' AND state = 'active' AND query = '" + sql + "'"));
+      node, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + test::app_name() +
+                "' AND state = 'active' AND query = '" + sql + "'"));
 }
 
 /// The shutdown bound of the tests: shutdown_timeout plus a margin for a
@@ -141,28 +144,41 @@ BOOST_AUTO_TEST_CASE(invalid_configs_throw_before_anything_connects) {
     strings must_name;
   };
   std::vector<bad_case> cases{
-    {"empty host", {{"node0", good}, {"bad", with([](node_config& c) { c.host.clear(); })}},
-     errc::invalid_config, {"bad", "host"}},
-    {"port 0", {{"node0", good}, {"bad", with([](node_config& c) { c.port = 0; })}},
-     errc::invalid_config, {"bad", "port"}},
-    {"pool.min > pool.max",
-     {{"node0", good}, {"bad", with([](node_config& c) { c.pool.min = 5; c.pool.max = 2; })}},
-     errc::invalid_config, {"bad", "pool.min", "pool.max"}},
-    {"ssl without ca",
-     {{"node0", good},
-      {"bad", with([](node_config& c) { c.ssl.enabled = true; c.ssl.reject_unauthorized = true; })}},
-     errc::invalid_config, {"bad", "ssl.ca"}},
-    {"missing ca file",
-     {{"node0", good},
-      {"bad", with([](node_config& c) {
-         c.ssl.enabled = true;
-         c.ssl.reject_unauthorized = true;
-         c.ssl.ca = "/nonexistent/pgcm-test-ca.pem";
-       })}},
-     errc::invalid_config, {"bad", "ssl.ca", "/nonexistent/pgcm-test-ca.pem"}},
-    {"duplicate id", {{"node0", good}, {"node1", test::node("node1")}, {"node0", good}},
-     errc::duplicate_node, {"node0"}},
-    {"empty id", {{"node0", good}, {"", good}}, errc::invalid_config, {"id"}},
+      {"empty host",
+       {{"node0", good}, {"bad", with([](node_config& c) { c.host.clear(); })}},
+       errc::invalid_config,
+       {"bad", "host"}},
+      {"port 0",
+       {{"node0", good}, {"bad", with([](node_config& c) { c.port = 0; })}},
+       errc::invalid_config,
+       {"bad", "port"}},
+      {"pool.min > pool.max",
+       {{"node0", good}, {"bad", with([](node_config& c) {
+                            c.pool.min = 5;
+                            c.pool.max = 2;
+                          })}},
+       errc::invalid_config,
+       {"bad", "pool.min", "pool.max"}},
+      {"ssl without ca",
+       {{"node0", good}, {"bad", with([](node_config& c) {
+                            c.ssl.enabled = true;
+                            c.ssl.reject_unauthorized = true;
+                          })}},
+       errc::invalid_config,
+       {"bad", "ssl.ca"}},
+      {"missing ca file",
+       {{"node0", good}, {"bad", with([](node_config& c) {
+                            c.ssl.enabled = true;
+                            c.ssl.reject_unauthorized = true;
+                            c.ssl.ca = "/nonexistent/pgcm-test-ca.pem";
+                          })}},
+       errc::invalid_config,
+       {"bad", "ssl.ca", "/nonexistent/pgcm-test-ca.pem"}},
+      {"duplicate id",
+       {{"node0", good}, {"node1", test::node("node1")}, {"node0", good}},
+       errc::duplicate_node,
+       {"node0"}},
+      {"empty id", {{"node0", good}, {"", good}}, errc::invalid_config, {"id"}},
   };
   // Earlier managers of this process are gone, their backends too.
   BOOST_REQUIRE(test::eventually([] { return connections_everywhere() == 0; }, 10s));
@@ -304,16 +320,17 @@ BOOST_AUTO_TEST_CASE(a_stopped_node_is_retried_until_it_comes_back) {
     BOOST_CHECK_THROW(mgr.query("node2", "SELECT 1", {}, 5s), error);
     down.start();
   }
-  BOOST_CHECK(test::eventually([&] {
-    return mgr.get_health("node2")->status == health_state::healthy;
-  }, 10s));
-  BOOST_CHECK(test::eventually([&] {
-    try {
-      return mgr.query("node2", "SELECT pg_is_in_recovery()")[0].get<bool>(0);
-    } catch (const error&) {
-      return false;
-    }
-  }, 10s));
+  BOOST_CHECK(test::eventually(
+      [&] { return mgr.get_health("node2")->status == health_state::healthy; }, 10s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        try {
+          return mgr.query("node2", "SELECT pg_is_in_recovery()")[0].get<bool>(0);
+        } catch (const error&) {
+          return false;
+        }
+      },
+      10s));
   BOOST_CHECK(mgr.get_health("node2")->role == node_role::standby);
 }
 
@@ -387,8 +404,7 @@ BOOST_AUTO_TEST_CASE(node_replaced_behind_the_facade_is_not_served_by_a_stale_ro
   caf::scoped_actor self{mgr.system()};
   auto ask_ok = [&](auto... xs) {
     caf::error failure;
-    self->request(actors, 20s, xs...).receive([](ok_atom) {},
-                                               [&](caf::error& e) { failure = e; });
+    self->request(actors, 20s, xs...).receive([](ok_atom) {}, [&](caf::error& e) { failure = e; });
     return failure;
   };
   BOOST_REQUIRE(!ask_ok(remove_node_atom::value, std::string{"nodeX"}));
@@ -421,14 +437,13 @@ BOOST_AUTO_TEST_CASE(remove_node_lets_an_in_flight_query_finish) {
   std::thread th{[&] {
     try {
       auto rs = mgr.query("node2", "SELECT pg_sleep(1), 42 AS n", {}, 10s);
-      if (rs[0].get<int>("n") == 42)
-        ++ok;
+      if (rs[0].get<int>("n") == 42) ++ok;
     } catch (const std::exception& e) {
       failure = e.what();
     }
   }};
-  BOOST_CHECK(test::eventually([] { return active("node2", "SELECT pg_sleep(1), 42 AS n") == 1; },
-                               5s));
+  BOOST_CHECK(
+      test::eventually([] { return active("node2", "SELECT pg_sleep(1), 42 AS n") == 1; }, 5s));
   auto start = std::chrono::steady_clock::now();
   mgr.remove_node("node2");
   auto took = test::ms_since(start);
@@ -483,9 +498,12 @@ BOOST_AUTO_TEST_CASE(hung_queries_are_answered_once_and_shutdown_is_bounded) {
     });
   // Five run on the servers, the sixth waits in node2's pipeline. (Not a
   // REQUIRE: whatever happens, shutdown must answer the threads.)
-  BOOST_CHECK(test::eventually([&] {
-    return active("node0", hang) == 2 && active("node1", hang) == 2 && active("node2", hang) == 1;
-  }, 10s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        return active("node0", hang) == 2 && active("node1", hang) == 2 &&
+               active("node2", hang) == 1;
+      },
+      10s));
   auto start = std::chrono::steady_clock::now();
   auto start_ms = test::ms_since(t0);
   mgr.shutdown();
@@ -563,7 +581,8 @@ BOOST_AUTO_TEST_CASE(every_request_gets_exactly_one_reply_at_actor_level) {
     caf::scoped_actor self{sys};
     bool ok = false;
     self->request(mgr, 20s, initialize_atom::value, nodes)
-      .receive([&](ok_atom) { ok = true; }, [&](caf::error& err) { BOOST_ERROR(to_error_info(err).message); });
+        .receive([&](ok_atom) { ok = true; },
+                 [&](caf::error& err) { BOOST_ERROR(to_error_info(err).message); });
     BOOST_REQUIRE(ok);
   }
   // node0 (one connection): one running, three waiting for it; node1: two running.
@@ -584,26 +603,26 @@ BOOST_AUTO_TEST_CASE(every_request_gets_exactly_one_reply_at_actor_level) {
       });
       self->send(mgr, query_atom::value, node, hang, std::vector<param>{}, caf::timespan{30s});
       return {
-        [=](result_set&) { ++(*counts)[i].values; },
+          [=](result_set&) { ++(*counts)[i].values; },
       };
     }));
   }
-  BOOST_CHECK(test::eventually([&] { return active("node0", hang) + active("node1", hang) == 3; },
-                               10s));
+  BOOST_CHECK(
+      test::eventually([&] { return active("node0", hang) + active("node1", hang) == 3; }, 10s));
   auto start = std::chrono::steady_clock::now();
   {
     caf::scoped_actor self{sys};
     bool ok = false;
     self->request(mgr, 30s, shutdown_atom::value)
-      .receive([&](ok_atom) { ok = true; }, [&](caf::error& err) { BOOST_ERROR(to_error_info(err).message); });
+        .receive([&](ok_atom) { ok = true; },
+                 [&](caf::error& err) { BOOST_ERROR(to_error_info(err).message); });
     BOOST_CHECK(ok);
   }
   auto took = test::ms_since(start);
   BOOST_CHECK_LT(took, shutdown_bound(opts));
   auto answered = [&] {
     for (auto& c : *counts)
-      if (c.values + c.errors < 1)
-        return false;
+      if (c.values + c.errors < 1) return false;
     return true;
   };
   BOOST_CHECK(test::eventually(answered, 5s));
@@ -668,9 +687,8 @@ BOOST_AUTO_TEST_CASE(shutdown_with_every_node_down_or_hung) {
   auto mgr = std::make_unique<connection_manager>(opts);
   auto start = std::chrono::steady_clock::now();
   BOOST_REQUIRE_NO_THROW(mgr->initialize({{"hung", hung}}));
-  BOOST_CHECK_LT(test::ms_since(start),
-                 opts.connect_timeout.count() + opts.effective_health_check_timeout().count()
-                   + 3000);
+  BOOST_CHECK_LT(test::ms_since(start), opts.connect_timeout.count() +
+                                            opts.effective_health_check_timeout().count() + 3000);
   BOOST_CHECK(mgr->get_health("hung")->status == health_state::unhealthy);
   // A request for it while connection attempts hang...
   std::atomic<int> code{-1};
@@ -770,7 +788,7 @@ BOOST_AUTO_TEST_CASE(passwords_never_appear_in_errors_events_logs_or_snapshots) 
   // rest of the process: pgcm threads may still hold the logger.
   static std::ostringstream log_text;
   static auto logger = std::make_shared<spdlog::logger>(
-    "pgcm-capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
+      "pgcm-capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
   logger->set_level(spdlog::level::trace);
   set_logger(logger);
 
@@ -781,20 +799,18 @@ BOOST_AUTO_TEST_CASE(passwords_never_appear_in_errors_events_logs_or_snapshots) 
     texts.push_back(std::move(s));
   };
   auto describe_node = [](const node_info& n) {
-    std::string out = n.id + " " + describe(n.config) + " " + n.config.host + " "
-                      + n.config.user + " " + n.config.database + " "
-                      + n.config.application_name + " " + n.config.ssl.ca + " "
-                      + n.config.password.value_or("") + " " + n.health.last_error.value_or("");
+    std::string out = n.id + " " + describe(n.config) + " " + n.config.host + " " + n.config.user +
+                      " " + n.config.database + " " + n.config.application_name + " " +
+                      n.config.ssl.ca + " " + n.config.password.value_or("") + " " +
+                      n.health.last_error.value_or("");
     return out;
   };
   {
     connection_manager mgr{test::fast_options()};
     auto sub = mgr.on_any([&](const node_event& e) {
       std::string s = to_string(e.type) + " " + e.node_id;
-      if (e.error)
-        s += " " + e.error->message;
-      if (e.health && e.health->last_error)
-        s += " " + *e.health->last_error;
+      if (e.error) s += " " + e.error->message;
+      if (e.health && e.health->last_error) s += " " + *e.health->last_error;
       keep(s);
     });
     auto wrong = test::node("node0");
@@ -816,8 +832,7 @@ BOOST_AUTO_TEST_CASE(passwords_never_appear_in_errors_events_logs_or_snapshots) 
     BOOST_CHECK(contains(*h->last_error, "password authentication failed"));
     record([&] { mgr.query("wrongpw", "SELECT 1", {}, 3s); });
     for (auto& r : mgr.query_all("SELECT 1", {}, 3s))
-      if (r.error)
-        keep(r.error->message);
+      if (r.error) keep(r.error->message);
     // Rejected configs that carry a password.
     auto bad = wrong;
     bad.port = 0;
@@ -844,7 +859,7 @@ BOOST_AUTO_TEST_CASE(passwords_never_appear_in_errors_events_logs_or_snapshots) 
   }
   set_logger(nullptr); // back to the default logger
   auto log = log_text.str();
-  BOOST_CHECK(contains(log, "node0"));   // the capture worked...
+  BOOST_CHECK(contains(log, "node0")); // the capture worked...
   BOOST_CHECK(contains(log, "wrongpw"));
   BOOST_CHECK(contains(log, "debug") || contains(log, "trace")); // ...at every level
   BOOST_CHECK_MESSAGE(!contains(log, real), "the password appears in the log");

@@ -30,22 +30,21 @@ std::string ours() {
 /// Pool connections of this process on `node` as the server sees them (the
 /// health probe's own connection left out).
 int pool_backends(const std::string& node) {
-  return std::stoi(cluster::get().admin_sql(
-    node, "SELECT count(*) FROM pg_stat_activity WHERE " + ours() + " AND query <> '" + probe_sql
-            + "'"));
+  return std::stoi(cluster::get().admin_sql(node, "SELECT count(*) FROM pg_stat_activity WHERE " +
+                                                      ours() + " AND query <> '" + probe_sql +
+                                                      "'"));
 }
 
 /// Backend pids of this process's pool connections on `node`.
 std::set<int> pool_pids(const std::string& node) {
   auto out = cluster::get().admin_sql(
-    node, "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE " + ours()
-            + " AND query <> '" + probe_sql + "'");
+      node, "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE " + ours() +
+                " AND query <> '" + probe_sql + "'");
   std::set<int> pids;
   std::size_t pos = 0;
   while (pos < out.size()) {
     auto comma = out.find(',', pos);
-    if (comma == std::string::npos)
-      comma = out.size();
+    if (comma == std::string::npos) comma = out.size();
     pids.insert(std::stoi(out.substr(pos, comma - pos)));
     pos = comma + 1;
   }
@@ -118,21 +117,20 @@ struct outcomes {
 class stats_watcher {
 public:
   explicit stats_watcher(const connection_manager& mgr)
-    : thread_([this, &mgr] {
-        while (!stop_) {
-          if (auto s = mgr.get_pool_stats("node0")) {
-            max_total = std::max<std::int64_t>(max_total, s->total_connections);
-            max_waiting = std::max<std::int64_t>(max_waiting, s->waiting_requests);
-            max_in_flight = std::max<std::int64_t>(max_in_flight, s->in_flight_requests);
+      : thread_([this, &mgr] {
+          while (!stop_) {
+            if (auto s = mgr.get_pool_stats("node0")) {
+              max_total = std::max<std::int64_t>(max_total, s->total_connections);
+              max_waiting = std::max<std::int64_t>(max_waiting, s->waiting_requests);
+              max_in_flight = std::max<std::int64_t>(max_in_flight, s->in_flight_requests);
+            }
+            std::this_thread::sleep_for(10ms);
           }
-          std::this_thread::sleep_for(10ms);
-        }
-      }) {}
+        }) {}
   ~stats_watcher() { stop(); }
   void stop() {
     stop_ = true;
-    if (thread_.joinable())
-      thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   std::atomic<std::int64_t> max_total{0};
   std::atomic<std::int64_t> max_waiting{0};
@@ -150,18 +148,22 @@ BOOST_AUTO_TEST_SUITE(pool)
 BOOST_AUTO_TEST_CASE(min_connections_are_opened_at_start) {
   auto mgr = make_manager(pool_config{3, 6});
   BOOST_CHECK(test::eventually([] { return pool_backends("node0") == 3; }, 5s));
-  BOOST_CHECK(test::eventually([&] {
-    auto s = stats(*mgr);
-    return s.total_connections == 3 && s.idle_connections == 3 && s.connections_opened == 3;
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.total_connections == 3 && s.idle_connections == 3 && s.connections_opened == 3;
+      },
+      5s));
   // Idle, one query at a time: the pool does not grow beyond min.
   for (int i = 0; i < 20; ++i)
     BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT $1::int AS i", {i})[0].get<int>(0), i);
   BOOST_CHECK_EQUAL(pool_backends("node0"), 3);
-  BOOST_CHECK(test::eventually([&] {
-    auto s = stats(*mgr);
-    return s.queries_ok >= 20 && s.total_connections == 3 && s.in_flight_requests == 0;
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.queries_ok >= 20 && s.total_connections == 3 && s.in_flight_requests == 0;
+      },
+      5s));
 }
 
 BOOST_AUTO_TEST_CASE(grows_on_demand_up_to_max) {
@@ -205,10 +207,12 @@ BOOST_AUTO_TEST_CASE(grows_on_demand_up_to_max) {
   BOOST_CHECK_LE(watch.max_total.load(), 4);
   BOOST_CHECK_LE(watch.max_in_flight.load(), 4);
   BOOST_CHECK_GT(watch.max_waiting.load(), 0);
-  BOOST_CHECK(test::eventually([&] {
-    auto s = stats(*mgr);
-    return s.queries_ok >= 24 && s.waiting_requests == 0 && s.in_flight_requests == 0;
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.queries_ok >= 24 && s.waiting_requests == 0 && s.in_flight_requests == 0;
+      },
+      5s));
   auto s = stats(*mgr);
   BOOST_CHECK_EQUAL(s.total_connections, 4);
   BOOST_CHECK_EQUAL(s.connections_opened, 4);
@@ -262,10 +266,12 @@ BOOST_AUTO_TEST_CASE(requests_wait_for_a_busy_pool) {
   BOOST_CHECK_LE(max_waiting_event.load(), 3);
   BOOST_CHECK_EQUAL(watch.max_total.load(), 2);
   BOOST_CHECK_LE(watch.max_in_flight.load(), 2);
-  BOOST_CHECK(test::eventually([&] {
-    auto s = stats(*mgr);
-    return s.waiting_requests == 0 && s.in_flight_requests == 0 && s.queries_ok >= 4;
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.waiting_requests == 0 && s.in_flight_requests == 0 && s.queries_ok >= 4;
+      },
+      5s));
 }
 
 BOOST_AUTO_TEST_CASE(a_full_wait_queue_answers_pool_exhausted) {
@@ -313,10 +319,12 @@ BOOST_AUTO_TEST_CASE(a_full_wait_queue_answers_pool_exhausted) {
   BOOST_CHECK_LT(slowest_rejection.load(), 500);
   BOOST_CHECK(rejection_message.find("node0") != std::string::npos);
   BOOST_CHECK(rejection_message.find("exhausted") != std::string::npos);
-  BOOST_CHECK(test::eventually([&] {
-    auto s = stats(*mgr);
-    return s.requests_rejected == 3 && s.queries_ok >= 3 && s.waiting_requests == 0;
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.requests_rejected == 3 && s.queries_ok >= 3 && s.waiting_requests == 0;
+      },
+      5s));
   // The pool works normally afterwards.
   BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT 5 AS n")[0].get<int>(0), 5);
 }
@@ -328,8 +336,7 @@ BOOST_AUTO_TEST_CASE(a_connection_left_in_a_transaction_is_discarded) {
   auto mgr = make_manager(pc);
   auto pid_before = mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0);
   // Same connection while nothing poisons it.
-  BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0),
-                    pid_before);
+  BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0), pid_before);
   BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).connections_opened == 1; }, 5s));
   auto discarded_before = stats(*mgr).connections_discarded;
 
@@ -337,21 +344,25 @@ BOOST_AUTO_TEST_CASE(a_connection_left_in_a_transaction_is_discarded) {
   BOOST_CHECK_EQUAL(rs.command(), "BEGIN");
 
   // No connection of ours is left idle in a transaction...
-  BOOST_CHECK(test::eventually([] { return test::server_connections("node0", "idle in transaction") == 0; },
-                               5s));
+  BOOST_CHECK(test::eventually(
+      [] { return test::server_connections("node0", "idle in transaction") == 0; }, 5s));
   // ...the next query runs on a new backend...
   auto pid_after = mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0);
   BOOST_CHECK_NE(pid_after, pid_before);
   // ...and the old one is gone on the server.
-  BOOST_CHECK(test::eventually([&] {
-    return cluster::get().admin_sql("node0", "SELECT count(*) FROM pg_stat_activity WHERE pid = "
-                                               + std::to_string(pid_before))
-           == "0";
-  }, 5s));
-  BOOST_CHECK(test::eventually([&] {
-    auto s = stats(*mgr);
-    return s.connections_discarded == discarded_before + 1 && s.connections_opened == 2;
-  }, 5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        return cluster::get().admin_sql("node0",
+                                        "SELECT count(*) FROM pg_stat_activity WHERE pid = " +
+                                            std::to_string(pid_before)) == "0";
+      },
+      5s));
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.connections_discarded == discarded_before + 1 && s.connections_opened == 2;
+      },
+      5s));
   // The replacement is reused as usual.
   BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0), pid_after);
 
@@ -380,8 +391,8 @@ BOOST_AUTO_TEST_CASE(a_connection_left_in_a_transaction_is_discarded) {
     th.join();
   BOOST_CHECK_EQUAL(xids.size(), 90u);
   BOOST_CHECK_EQUAL(std::set<std::int64_t>(xids.begin(), xids.end()).size(), xids.size());
-  BOOST_CHECK(test::eventually([] { return test::server_connections("node0", "idle in transaction") == 0; },
-                               5s));
+  BOOST_CHECK(test::eventually(
+      [] { return test::server_connections("node0", "idle in transaction") == 0; }, 5s));
   BOOST_CHECK(test::eventually([&] { return stats(*mgr2).connections_discarded >= 5; }, 5s));
 }
 
@@ -393,25 +404,26 @@ BOOST_AUTO_TEST_CASE(a_terminated_probe_connection_is_not_a_failed_probe) {
   auto mgr = make_manager(pool_config{}, opts);
   std::atomic<int> unhealthy_events{0};
   auto sub = mgr->on(event::node_health, [&](const node_event& e) {
-    if (e.health && e.health->status != health_state::healthy)
-      ++unhealthy_events;
+    if (e.health && e.health->status != health_state::healthy) ++unhealthy_events;
   });
   auto probe_pid = [] {
     return cluster::get().admin_sql(
-      "node0", "SELECT coalesce(min(pid)::text, '') FROM pg_stat_activity WHERE " + ours()
-                 + " AND state = 'idle' AND query = '" + probe_sql + "'");
+        "node0", "SELECT coalesce(min(pid)::text, '') FROM pg_stat_activity WHERE " + ours() +
+                     " AND state = 'idle' AND query = '" + probe_sql + "'");
   };
   for (int round = 0; round < 3; ++round) {
     BOOST_TEST_CONTEXT("round " << round) {
       std::string pid;
       BOOST_REQUIRE(test::eventually([&] { return !(pid = probe_pid()).empty(); }, 5s));
-      BOOST_REQUIRE_EQUAL(cluster::get().admin_sql("node0", "SELECT pg_terminate_backend(" + pid + ")"),
-                          "t");
+      BOOST_REQUIRE_EQUAL(
+          cluster::get().admin_sql("node0", "SELECT pg_terminate_backend(" + pid + ")"), "t");
       // The next probe finds the connection dead and asks again on a new one.
-      BOOST_REQUIRE(test::eventually([&] {
-        auto now = probe_pid();
-        return !now.empty() && now != pid;
-      }, 5s));
+      BOOST_REQUIRE(test::eventually(
+          [&] {
+            auto now = probe_pid();
+            return !now.empty() && now != pid;
+          },
+          5s));
     }
   }
   auto h = mgr->get_health("node0");
@@ -428,8 +440,7 @@ BOOST_AUTO_TEST_CASE(terminated_backends_are_replaced_without_failing_requests) 
   auto mgr = make_manager(pc);
   std::atomic<int> unhealthy_events{0};
   auto sub = mgr->on(event::node_health, [&](const node_event& e) {
-    if (e.health && e.health->status != health_state::healthy)
-      ++unhealthy_events;
+    if (e.health && e.health->status != health_state::healthy) ++unhealthy_events;
   });
   BOOST_REQUIRE(test::eventually([] { return pool_backends("node0") == 3; }, 5s));
   for (int i = 0; i < 10; ++i)
@@ -445,14 +456,17 @@ BOOST_AUTO_TEST_CASE(terminated_backends_are_replaced_without_failing_requests) 
       // until they are gone on the server: the pool still holds their
       // connections, now dead.
       auto killed = cluster::get().admin_sql(
-        "node0", "SELECT string_agg(pid::text, ',') FROM (SELECT pid, pg_terminate_backend(pid) "
-                   "FROM pg_stat_activity WHERE application_name = '" + test::app_name() + "') t");
+          "node0", "SELECT string_agg(pid::text, ',') FROM (SELECT pid, pg_terminate_backend(pid) "
+                   "FROM pg_stat_activity WHERE application_name = '" +
+                       test::app_name() + "') t");
       BOOST_CHECK_GE(std::count(killed.begin(), killed.end(), ',') + 1, 3);
-      BOOST_REQUIRE(test::eventually([&] {
-        return cluster::get().admin_sql("node0", "SELECT count(*) FROM pg_stat_activity WHERE pid IN ("
-                                                   + killed + ")")
-               == "0";
-      }, 5s));
+      BOOST_REQUIRE(test::eventually(
+          [&] {
+            return cluster::get().admin_sql("node0",
+                                            "SELECT count(*) FROM pg_stat_activity WHERE pid IN (" +
+                                                killed + ")") == "0";
+          },
+          5s));
       // Right away: sequential and concurrent queries all succeed (dead
       // connections are noticed and replaced, requests handed back).
       std::atomic<int> ok{0};

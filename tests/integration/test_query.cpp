@@ -32,12 +32,10 @@ long other_threads_wakeups() {
   long total = 0;
   auto self = std::to_string(gettid());
   DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr)
-    return -1;
+  if (dir == nullptr) return -1;
   while (auto* e = readdir(dir)) {
     std::string tid = e->d_name;
-    if (tid == "." || tid == ".." || tid == self)
-      continue;
+    if (tid == "." || tid == ".." || tid == self) continue;
     std::ifstream in{"/proc/self/task/" + tid + "/status"};
     std::string line;
     while (std::getline(in, line))
@@ -97,7 +95,7 @@ BOOST_AUTO_TEST_CASE(parameters_are_sent_separately) {
 
 BOOST_AUTO_TEST_CASE(typed_rows_and_conversion_errors) {
   auto slots = mgr.query<slot_row>(
-    "node0", "SELECT slot_name, active, restart_lsn FROM pg_replication_slots ORDER BY 1");
+      "node0", "SELECT slot_name, active, restart_lsn FROM pg_replication_slots ORDER BY 1");
   BOOST_REQUIRE_EQUAL(slots.size(), 2u);
   BOOST_CHECK_EQUAL(slots[0].slot_name, "node1_slot");
   try {
@@ -122,7 +120,8 @@ BOOST_AUTO_TEST_CASE(typed_rows_and_conversion_errors) {
     BOOST_CHECK(std::string{e.what()}.find("nope") != std::string::npos);
   }
   // A typed fan-out turns a conversion error into that node's error entry.
-  auto all = mgr.query_all<slot_row>("SELECT 'x' AS slot_name, 'maybe' AS active, NULL AS restart_lsn");
+  auto all =
+      mgr.query_all<slot_row>("SELECT 'x' AS slot_name, 'maybe' AS active, NULL AS restart_lsn");
   BOOST_REQUIRE_EQUAL(all.size(), 3u);
   for (auto& r : all) {
     BOOST_CHECK(!r.success);
@@ -203,11 +202,13 @@ BOOST_AUTO_TEST_CASE(timeout_cancels_the_statement_on_the_server) {
   BOOST_CHECK_GE(took, 250);
   BOOST_CHECK_LT(took, 1500);
   // The statement no longer runs on the server.
-  BOOST_CHECK(test::eventually([] {
-    return cluster::get().admin_sql("node0", "SELECT count(*) FROM pg_stat_activity WHERE query = "
-                                             "'SELECT pg_sleep(30)' AND state = 'active'")
-           == "0";
-  }, 3s));
+  BOOST_CHECK(test::eventually(
+      [] {
+        return cluster::get().admin_sql("node0",
+                                        "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                                        "'SELECT pg_sleep(30)' AND state = 'active'") == "0";
+      },
+      3s));
   // And the node still answers.
   BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 1")[0].get<int>(0), 1);
 }
@@ -235,8 +236,8 @@ BOOST_AUTO_TEST_CASE(fan_out_with_a_slow_node_keeps_the_deadline) {
   // node1 sleeps past the deadline; the others answer at once.
   auto start = std::chrono::steady_clock::now();
   auto results = mgr.query_all(
-    "SELECT CASE WHEN current_setting('port')::int = $1 THEN pg_sleep(5) END, 1 AS one",
-    {static_cast<int>(cluster::get().port("node1"))}, 500ms);
+      "SELECT CASE WHEN current_setting('port')::int = $1 THEN pg_sleep(5) END, 1 AS one",
+      {static_cast<int>(cluster::get().port("node1"))}, 500ms);
   auto took = test::ms_since(start);
   BOOST_CHECK_LT(took, 2000);
   BOOST_REQUIRE_EQUAL(results.size(), 3u);
@@ -320,11 +321,12 @@ BOOST_AUTO_TEST_CASE(a_facade_query_alone_on_its_connection_wakes_no_other_threa
   // Each lent socket is the reactor's again afterwards: backends the server
   // ends while idle are noticed and replaced without a query.
   auto opened = mgr.get_node("node0")->pool.connections_opened;
-  cluster::get().admin_sql("node0", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                    "WHERE backend_type = 'client backend' AND application_name = '"
-                                      + test::app_name() + "'");
+  cluster::get().admin_sql("node0",
+                           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE backend_type = 'client backend' AND application_name = '" +
+                               test::app_name() + "'");
   BOOST_CHECK(test::eventually(
-    [&] { return mgr.get_node("node0")->pool.connections_opened >= opened + 2; }, 5s));
+      [&] { return mgr.get_node("node0")->pool.connections_opened >= opened + 2; }, 5s));
   BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 7")[0].get<int>(0), 7);
   mgr.shutdown();
 }

@@ -128,18 +128,19 @@ struct certificates {
     char tmpl[] = "/tmp/pgcm-certs-XXXXXX";
     dir = mkdtemp(tmpl);
     auto run = [&](const std::string& cmd) {
-      BOOST_REQUIRE_MESSAGE(std::system(("cd " + dir + " && " + cmd + " >/dev/null 2>&1").c_str()) == 0, cmd);
+      BOOST_REQUIRE_MESSAGE(
+          std::system(("cd " + dir + " && " + cmd + " >/dev/null 2>&1").c_str()) == 0, cmd);
     };
     for (std::string ca : {"ca", "other"}) {
-      run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + ca + "-ca -keyout " + ca
-          + ".key -out " + ca + ".pem");
+      run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + ca + "-ca -keyout " +
+          ca + ".key -out " + ca + ".pem");
     }
     auto leaf = [&](const std::string& name, const std::string& ca) {
-      run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + name
-          + ".key -out " + name + ".csr");
+      run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + name +
+          ".key -out " + name + ".csr");
       run("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > " + name + ".ext");
-      run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca
-          + ".key -CAcreateserial -days 2 -extfile " + name + ".ext -out " + name + ".pem");
+      run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+          ".key -CAcreateserial -days 2 -extfile " + name + ".ext -out " + name + ".pem");
     };
     leaf("server", "ca");
     leaf("client", "ca");
@@ -147,7 +148,8 @@ struct certificates {
   }
   ~certificates() { std::system(("rm -rf " + dir).c_str()); }
   tls_options tls(const std::string& name, const std::string& ca = "ca") const {
-    return tls_options{dir + "/" + name + ".pem", dir + "/" + name + ".key", dir + "/" + ca + ".pem"};
+    return tls_options{dir + "/" + name + ".pem", dir + "/" + name + ".key",
+                       dir + "/" + ca + ".pem"};
   }
 };
 
@@ -177,10 +179,8 @@ BOOST_AUTO_TEST_CASE(same_results_and_events_as_local) {
   std::atomic<int> added{0};
   std::atomic<int> removed{0};
   auto sub = client.on_any([&](const node_event& e) {
-    if (e.node_id == "extra" && e.type == event::node_added)
-      ++added;
-    if (e.node_id == "extra" && e.type == event::node_removed)
-      ++removed;
+    if (e.node_id == "extra" && e.type == event::node_added) ++added;
+    if (e.node_id == "extra" && e.type == event::node_removed) ++removed;
   });
   client.add_node("extra", test::node("node2"));
   client.remove_node("extra");
@@ -222,7 +222,8 @@ BOOST_AUTO_TEST_CASE(server_killed_mid_request_fails_promptly_then_reconnects) {
     BOOST_CHECK(e.code() == errc::remote_disconnected);
   }
   // A new server on the same port: the client reconnects by itself.
-  server = std::make_unique<server_process>(std::vector<std::string>{"127.0.0.1", std::to_string(port)});
+  server =
+      std::make_unique<server_process>(std::vector<std::string>{"127.0.0.1", std::to_string(port)});
   BOOST_REQUIRE_EQUAL(server->port(), port);
   BOOST_CHECK(test::eventually([&] { return test::answers(client, "node0"); }, 10s));
 }

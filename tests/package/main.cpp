@@ -1,6 +1,6 @@
-#include <pgcm/pgcm.hpp>
-#include <pgcm/actors/cluster_manager.hpp>
 #include <iostream>
+#include <pgcm/actors/cluster_manager.hpp>
+#include <pgcm/pgcm.hpp>
 
 int main() {
   // Validation runs without any server: a config error names node and field.

@@ -27,8 +27,7 @@ long rss_kb() {
   std::ifstream in{"/proc/self/status"};
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::atol(line.c_str() + 6);
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
   return -1;
 }
 
@@ -102,8 +101,9 @@ int main(int argc, char** argv) {
   std::vector<std::atomic<long long>> started(static_cast<std::size_t>(threads));
   std::vector<std::thread> workers;
   auto now_ms = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch())
-      .count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               clock_type::now().time_since_epoch())
+        .count();
   };
   auto warm_rss = 0L;
   for (int t = 0; t < threads; ++t)
@@ -114,15 +114,15 @@ int main(int argc, char** argv) {
         ++stats.sent;
         try {
           if (rng() % 4 == 0) {
-            auto all = mgr.query_all("SELECT pg_is_in_recovery(), $1::int", {static_cast<int>(rng() % 100)});
+            auto all = mgr.query_all("SELECT pg_is_in_recovery(), $1::int",
+                                     {static_cast<int>(rng() % 100)});
             bool all_ok = true;
             for (auto& r : all)
               if (!r.success) {
                 all_ok = false;
                 stats.error(r.error->code);
               }
-            if (all_ok)
-              ++stats.ok;
+            if (all_ok) ++stats.ok;
           } else {
             auto& n = nodes[rng() % nodes.size()];
             auto sql = rng() % 10 == 0 ? "SELECT pg_sleep(0.05)" : "SELECT $1::int AS v";
@@ -150,40 +150,40 @@ int main(int argc, char** argv) {
     const char* name = "";
     try {
       switch (action) {
-        case 0:
-          name = "blackhole";
-          proxies[i]->set(pgcm::test::fault_proxy::mode::blackhole);
-          std::this_thread::sleep_for(std::chrono::milliseconds{1000 + rng() % 3000});
+      case 0:
+        name = "blackhole";
+        proxies[i]->set(pgcm::test::fault_proxy::mode::blackhole);
+        std::this_thread::sleep_for(std::chrono::milliseconds{1000 + rng() % 3000});
+        proxies[i]->set(pgcm::test::fault_proxy::mode::pass);
+        break;
+      case 1:
+        name = "reset";
+        proxies[i]->set(pgcm::test::fault_proxy::mode::reset);
+        proxies[i]->set(pgcm::test::fault_proxy::mode::pass);
+        break;
+      case 2:
+        name = "kill+restart";
+        c.stop_node(n, "immediate");
+        std::this_thread::sleep_for(std::chrono::milliseconds{500 + rng() % 2000});
+        c.start_node(n);
+        break;
+      case 3:
+        name = "terminate backends";
+        c.admin_sql(n, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                       "application_name = 'pgcm_soak'");
+        break;
+      case 4:
+        if (!promoted && clock_type::now() + 20s < end && n != "node0") {
+          name = "promote";
+          c.promote(n);
+          promoted = true;
+        } else {
+          name = "delay";
+          proxies[i]->set(pgcm::test::fault_proxy::mode::delay, 300ms);
+          std::this_thread::sleep_for(2s);
           proxies[i]->set(pgcm::test::fault_proxy::mode::pass);
-          break;
-        case 1:
-          name = "reset";
-          proxies[i]->set(pgcm::test::fault_proxy::mode::reset);
-          proxies[i]->set(pgcm::test::fault_proxy::mode::pass);
-          break;
-        case 2:
-          name = "kill+restart";
-          c.stop_node(n, "immediate");
-          std::this_thread::sleep_for(std::chrono::milliseconds{500 + rng() % 2000});
-          c.start_node(n);
-          break;
-        case 3:
-          name = "terminate backends";
-          c.admin_sql(n, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
-                         "application_name = 'pgcm_soak'");
-          break;
-        case 4:
-          if (!promoted && clock_type::now() + 20s < end && n != "node0") {
-            name = "promote";
-            c.promote(n);
-            promoted = true;
-          } else {
-            name = "delay";
-            proxies[i]->set(pgcm::test::fault_proxy::mode::delay, 300ms);
-            std::this_thread::sleep_for(2s);
-            proxies[i]->set(pgcm::test::fault_proxy::mode::pass);
-          }
-          break;
+        }
+        break;
       }
       std::cerr << "soak: " << name << " " << n << "\n";
     } catch (const std::exception& e) {
@@ -212,12 +212,10 @@ int main(int argc, char** argv) {
       auto v = s.load();
       if (v != 0) {
         busy = true;
-        if (now - v > 10000)
-          ++lost;
+        if (now - v > 10000) ++lost;
       }
     }
-    if (!busy || clock_type::now() >= wait_until)
-      break;
+    if (!busy || clock_type::now() >= wait_until) break;
     std::this_thread::sleep_for(50ms);
   }
   long end_rss = rss_kb();
@@ -227,11 +225,13 @@ int main(int argc, char** argv) {
   {
     std::lock_guard<std::mutex> guard{stats.mtx};
     for (auto& kv : stats.errors)
-      std::cout << "answered " << kv.first << ": " << std::string(std::max<int>(0, 14 - static_cast<int>(kv.first.size())), ' ') << kv.second << "\n";
+      std::cout << "answered " << kv.first << ": "
+                << std::string(std::max<int>(0, 14 - static_cast<int>(kv.first.size())), ' ')
+                << kv.second << "\n";
   }
   std::cout << "lost:                 " << lost << "\n";
-  std::cout << "(fan-out entries count one error per failed node; answered calls "
-            << answered << ")\n";
+  std::cout << "(fan-out entries count one error per failed node; answered calls " << answered
+            << ")\n";
   std::cout << "rss start (warm):     " << warm_rss << " kB\n";
   std::cout << "rss end:              " << end_rss << " kB\n";
   std::cout.flush();

@@ -17,8 +17,7 @@ namespace {
 std::string trim(const std::string& s) {
   const char* ws = " \t\r\n";
   auto first = s.find_first_not_of(ws);
-  if (first == std::string::npos)
-    return {};
+  if (first == std::string::npos) return {};
   return s.substr(first, s.find_last_not_of(ws) - first + 1);
 }
 
@@ -41,30 +40,26 @@ cluster cluster::load() {
   const char* path = std::getenv("PGCM_TEST_ENV_FILE");
   if (path == nullptr || *path == '\0')
     throw std::runtime_error(
-      "pgcm::test::cluster: PGCM_TEST_ENV_FILE is not set; run the integration tests "
-      "through ctest (fixture pgcm_cluster) or start a cluster with "
-      "scripts/test-cluster-up BUILD_DIR and export "
-      "PGCM_TEST_ENV_FILE=BUILD_DIR/test-cluster.env");
+        "pgcm::test::cluster: PGCM_TEST_ENV_FILE is not set; run the integration tests "
+        "through ctest (fixture pgcm_cluster) or start a cluster with "
+        "scripts/test-cluster-up BUILD_DIR and export "
+        "PGCM_TEST_ENV_FILE=BUILD_DIR/test-cluster.env");
   std::ifstream in(path);
   if (!in)
-    throw std::runtime_error(std::string("pgcm::test::cluster: cannot read env file '")
-                             + path + "' named by PGCM_TEST_ENV_FILE (is the cluster up?)");
+    throw std::runtime_error(std::string("pgcm::test::cluster: cannot read env file '") + path +
+                             "' named by PGCM_TEST_ENV_FILE (is the cluster up?)");
   cluster result;
   result.env_file_ = path;
   std::string line;
   while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r')
-      line.pop_back();
-    if (line.empty() || line[0] == '#')
-      continue;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
     auto eq = line.find('=');
-    if (eq == std::string::npos || eq == 0)
-      continue;
+    if (eq == std::string::npos || eq == 0) continue;
     result.values_[line.substr(0, eq)] = line.substr(eq + 1);
   }
-  for (const char* key : {"PGCM_TEST_HOST", "PGCM_TEST_USER", "PGCM_TEST_PASSWORD",
-                          "PGCM_TEST_DB", "PGCM_TEST_NODES", "PGCM_TEST_CLUSTER_DIR",
-                          "PGCM_TEST_SCRIPT"})
+  for (const char* key : {"PGCM_TEST_HOST", "PGCM_TEST_USER", "PGCM_TEST_PASSWORD", "PGCM_TEST_DB",
+                          "PGCM_TEST_NODES", "PGCM_TEST_CLUSTER_DIR", "PGCM_TEST_SCRIPT"})
     result.required(key); // throws if the file is incomplete (cluster still starting?)
   return result;
 }
@@ -78,8 +73,8 @@ cluster& cluster::get() {
 std::string cluster::required(const std::string& key) const {
   auto i = values_.find(key);
   if (i == values_.end() || i->second.empty())
-    throw std::runtime_error("pgcm::test::cluster: key " + key + " missing in env file '"
-                             + env_file_ + "'");
+    throw std::runtime_error("pgcm::test::cluster: key " + key + " missing in env file '" +
+                             env_file_ + "'");
   return i->second;
 }
 
@@ -88,10 +83,18 @@ std::string cluster::value(const std::string& key) const {
   return i == values_.end() ? std::string{} : i->second;
 }
 
-std::string cluster::host() const { return required("PGCM_TEST_HOST"); }
-std::string cluster::user() const { return required("PGCM_TEST_USER"); }
-std::string cluster::password() const { return required("PGCM_TEST_PASSWORD"); }
-std::string cluster::database() const { return required("PGCM_TEST_DB"); }
+std::string cluster::host() const {
+  return required("PGCM_TEST_HOST");
+}
+std::string cluster::user() const {
+  return required("PGCM_TEST_USER");
+}
+std::string cluster::password() const {
+  return required("PGCM_TEST_PASSWORD");
+}
+std::string cluster::database() const {
+  return required("PGCM_TEST_DB");
+}
 
 std::vector<std::string> cluster::nodes() const {
   std::vector<std::string> result;
@@ -103,8 +106,7 @@ std::vector<std::string> cluster::nodes() const {
 
 uint16_t cluster::port(const std::string& node) const {
   auto str = value("PGCM_TEST_PORT_" + node);
-  if (str.empty())
-    throw std::runtime_error("pgcm::test::cluster: no port for node '" + node + "'");
+  if (str.empty()) throw std::runtime_error("pgcm::test::cluster: no port for node '" + node + "'");
   unsigned long p = 0;
   try {
     p = std::stoul(str);
@@ -112,8 +114,7 @@ uint16_t cluster::port(const std::string& node) const {
     p = 0;
   }
   if (p == 0 || p > 65535)
-    throw std::runtime_error("pgcm::test::cluster: bad port '" + str + "' for node '" + node
-                             + "'");
+    throw std::runtime_error("pgcm::test::cluster: bad port '" + str + "' for node '" + node + "'");
   return static_cast<uint16_t>(p);
 }
 
@@ -122,8 +123,7 @@ std::string cluster::run_script(const std::string& args) {
   // exception on failure and copied to std::cerr on success (script messages).
   char err_path[] = "/tmp/pgcm-test-stderr-XXXXXX";
   int fd = ::mkstemp(err_path);
-  if (fd < 0)
-    throw std::runtime_error("pgcm::test::cluster: mkstemp failed");
+  if (fd < 0) throw std::runtime_error("pgcm::test::cluster: mkstemp failed");
   ::close(fd);
   auto cmd = shell_quote(required("PGCM_TEST_SCRIPT")) + " " + args;
   auto full_cmd = cmd + " 2>" + shell_quote(err_path);
@@ -152,34 +152,31 @@ std::string cluster::run_script(const std::string& args) {
                       : WIFEXITED(status)   ? "exit code " + std::to_string(WEXITSTATUS(status))
                       : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                             : "status " + std::to_string(status);
-    throw std::runtime_error("pgcm::test::cluster: command failed (" + how + "): " + cmd
-                             + (err.empty() ? "" : "\n" + err)
-                             + (trim(out).empty() ? "" : "\nstdout: " + trim(out)));
+    throw std::runtime_error("pgcm::test::cluster: command failed (" + how + "): " + cmd +
+                             (err.empty() ? "" : "\n" + err) +
+                             (trim(out).empty() ? "" : "\nstdout: " + trim(out)));
   }
-  if (!err.empty())
-    std::cerr << err << std::endl;
+  if (!err.empty()) std::cerr << err << std::endl;
   return out;
 }
 
 void cluster::stop_node(const std::string& node, const std::string& mode) {
-  run_script("stop-node " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " "
-               + shell_quote(node) + " " + shell_quote(mode));
+  run_script("stop-node " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " +
+             shell_quote(node) + " " + shell_quote(mode));
 }
 
 void cluster::start_node(const std::string& node) {
-  run_script("start-node " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " "
-               + shell_quote(node));
+  run_script("start-node " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " +
+             shell_quote(node));
 }
 
 void cluster::promote(const std::string& node) {
-  run_script("promote " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " "
-               + shell_quote(node));
+  run_script("promote " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " + shell_quote(node));
 }
 
 std::string cluster::admin_sql(const std::string& node, const std::string& sql) {
-  return trim(run_script("psql " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " "
-                           + shell_quote(node) + " -XAtq -v ON_ERROR_STOP=1 -c "
-                           + shell_quote(sql)));
+  return trim(run_script("psql " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " +
+                         shell_quote(node) + " -XAtq -v ON_ERROR_STOP=1 -c " + shell_quote(sql)));
 }
 
 } // namespace pgcm::test

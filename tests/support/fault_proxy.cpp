@@ -1,8 +1,8 @@
 #include "fault_proxy.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <deque>
 #include <memory>
 #include <stdexcept>
@@ -76,7 +76,7 @@ struct link {
   int b = -1;
   std::deque<chunk> to_b; // pending for the server
   std::deque<chunk> to_a; // pending for the client
-  bool severed = false;    // server side gone; the client's next send gets an RST
+  bool severed = false;   // server side gone; the client's next send gets an RST
   bool dead = false;
 };
 
@@ -84,11 +84,9 @@ bool flush(int fd, std::deque<chunk>& q, clock_type::time_point now) {
   while (!q.empty() && q.front().due <= now) {
     auto& c = q.front();
     auto n = ::send(fd, c.data.data(), c.data.size(), MSG_NOSIGNAL);
-    if (n < 0)
-      return errno == EAGAIN || errno == EWOULDBLOCK;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
     c.data.erase(0, static_cast<std::size_t>(n));
-    if (!c.data.empty())
-      return true;
+    if (!c.data.empty()) return true;
     q.pop_front();
   }
   return true;
@@ -97,7 +95,7 @@ bool flush(int fd, std::deque<chunk>& q, clock_type::time_point now) {
 } // namespace
 
 fault_proxy::fault_proxy(std::uint16_t target_port, const char* listen_address)
-  : target_(target_port) {
+    : target_(target_port) {
   in_addr a{};
   if (inet_pton(AF_INET, listen_address, &a) != 1)
     throw std::runtime_error("fault_proxy: bad listen address");
@@ -105,8 +103,7 @@ fault_proxy::fault_proxy(std::uint16_t target_port, const char* listen_address)
   if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0)
     throw std::runtime_error("fault_proxy: pipe failed");
   int fd = listen_on(listen_addr_, 0);
-  if (fd < 0)
-    throw std::runtime_error("fault_proxy: cannot listen");
+  if (fd < 0) throw std::runtime_error("fault_proxy: cannot listen");
   port_ = local_port(fd);
   thread_ = std::thread{[this, fd] {
     listen_fd_ = fd;
@@ -150,18 +147,15 @@ void fault_proxy::run() {
         delay = delay_;
         if (current == mode::reset) {
           for (auto& l : links) {
-            if (l->a >= 0)
-              close_with_reset(l->a);
-            if (l->b >= 0)
-              close_with_reset(l->b);
+            if (l->a >= 0) close_with_reset(l->a);
+            if (l->b >= 0) close_with_reset(l->b);
             l->a = l->b = -1;
             l->dead = true;
           }
         }
         if (current == mode::sever) {
           for (auto& l : links) {
-            if (l->b >= 0)
-              ::close(l->b);
+            if (l->b >= 0) ::close(l->b);
             l->b = -1;
             l->to_a.clear();
             l->to_b.clear();
@@ -198,13 +192,21 @@ void fault_proxy::run() {
           if (l->to_a.front().due <= now)
             ea |= POLLOUT;
           else
-            timeout = std::min<int>(timeout, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(l->to_a.front().due - now).count()) + 1);
+            timeout = std::min<int>(
+                timeout, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              l->to_a.front().due - now)
+                                              .count()) +
+                             1);
         }
         if (!l->to_b.empty()) {
           if (l->to_b.front().due <= now)
             eb |= POLLOUT;
           else
-            timeout = std::min<int>(timeout, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(l->to_b.front().due - now).count()) + 1);
+            timeout = std::min<int>(
+                timeout, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              l->to_b.front().due - now)
+                                              .count()) +
+                             1);
         }
       }
       fds.push_back({l->a, ea, 0});
@@ -219,8 +221,7 @@ void fault_proxy::run() {
     if (listen_fd_ >= 0 && (fds[1].revents & POLLIN)) {
       for (;;) {
         int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c < 0)
-          break;
+        if (c < 0) break;
         if (current == mode::reset) {
           close_with_reset(c);
           continue;
@@ -240,19 +241,16 @@ void fault_proxy::run() {
     auto pump = [&](int from, int to, std::deque<chunk>& q, const pollfd& pf_from,
                     const pollfd& pf_to, link& l) {
       if (pf_to.revents & POLLOUT)
-        if (!flush(to, q, now))
-          l.dead = true;
+        if (!flush(to, q, now)) l.dead = true;
       if (pf_from.revents & (POLLIN | POLLHUP | POLLERR)) {
         auto n = ::recv(from, buf, sizeof(buf), 0);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-          return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) {
           l.dead = true;
           return;
         }
         q.push_back(chunk{now + delay, std::string(buf, static_cast<std::size_t>(n))});
-        if (delay.count() == 0 && !flush(to, q, now))
-          l.dead = true;
+        if (delay.count() == 0 && !flush(to, q, now)) l.dead = true;
       }
     };
     for (std::size_t i = 0; i < polled; ++i) {
@@ -265,11 +263,9 @@ void fault_proxy::run() {
         l.dead = true;
         continue;
       }
-      if (l.dead || l.b < 0 || current == mode::blackhole)
-        continue;
+      if (l.dead || l.b < 0 || current == mode::blackhole) continue;
       pump(l.a, l.b, l.to_b, pa, pb, l);
-      if (!l.dead)
-        pump(l.b, l.a, l.to_a, pb, pa, l);
+      if (!l.dead) pump(l.b, l.a, l.to_a, pb, pa, l);
       if (l.dead) {
         ::close(l.a);
         ::close(l.b);
@@ -278,13 +274,10 @@ void fault_proxy::run() {
     }
   }
   for (auto& l : links) {
-    if (l->a >= 0)
-      ::close(l->a);
-    if (l->b >= 0)
-      ::close(l->b);
+    if (l->a >= 0) ::close(l->a);
+    if (l->b >= 0) ::close(l->b);
   }
-  if (listen_fd_ >= 0)
-    ::close(listen_fd_);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
 }
 
 } // namespace pgcm::test

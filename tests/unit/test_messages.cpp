@@ -20,8 +20,7 @@ struct system_fixture {
     sys = std::make_unique<caf::actor_system>(cfg);
   }
 
-  template <class T>
-  T round_trip(T x) {
+  template <class T> T round_trip(T x) {
     std::vector<char> buf;
     caf::binary_serializer out{*sys, buf};
     BOOST_REQUIRE(!out(x));
@@ -153,8 +152,8 @@ BOOST_AUTO_TEST_CASE(errors_map_both_ways) {
   BOOST_CHECK(timeout.code == errc::query_timeout);
   BOOST_CHECK(timeout.message.find("node b") != std::string::npos);
   BOOST_CHECK(timeout.message.find("timeout") != std::string::npos);
-  BOOST_CHECK(to_error_info(caf::make_error(caf::sec::request_receiver_down)).code
-              == errc::shutting_down);
+  BOOST_CHECK(to_error_info(caf::make_error(caf::sec::request_receiver_down)).code ==
+              errc::shutting_down);
   BOOST_CHECK(sys->render(err).find("query_failed") != std::string::npos);
 }
 

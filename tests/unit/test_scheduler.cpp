@@ -32,12 +32,12 @@ caf::actor_system_config& config(caf::actor_system_config& cfg, std::size_t thre
 /// then answers `done` itself.
 caf::behavior relay(caf::event_based_actor* self, caf::actor next, caf::actor done) {
   return {
-    [=](int hops) {
-      if (hops == 0)
-        self->send(done, ping_atom::value);
-      else
-        self->send(next, hops - 1);
-    },
+      [=](int hops) {
+        if (hops == 0)
+          self->send(done, ping_atom::value);
+        else
+          self->send(next, hops - 1);
+      },
   };
 }
 
@@ -64,8 +64,8 @@ BOOST_AUTO_TEST_CASE(messages_hop_through_many_actors_and_all_arrive) {
   for (int t = 0; t < tokens; ++t)
     self->send(relays[static_cast<std::size_t>(t % ring)], 2000);
   int arrived = 0;
-  self->receive_for(arrived, tokens)(
-    [](ping_atom) {}, caf::after(std::chrono::seconds{20}) >> [] { BOOST_FAIL("tokens lost"); });
+  self->receive_for(arrived, tokens)([](ping_atom) {}, caf::after(std::chrono::seconds{20}) >>
+                                                           [] { BOOST_FAIL("tokens lost"); });
   BOOST_CHECK_EQUAL(arrived, tokens);
   for (auto& r : relays)
     self->send_exit(r, caf::exit_reason::user_shutdown);
@@ -86,25 +86,22 @@ BOOST_AUTO_TEST_CASE(a_busy_actor_does_not_starve_the_job_in_its_slot) {
   });
   auto busy = sys.spawn([&stop, idle](caf::event_based_actor* s) -> caf::behavior {
     return {
-      [=, &stop](spin_atom, caf::actor& reply_to, bool first) {
-        if (stop)
-          return;
-        for (int i = 0; i < 4; ++i)
-          s->send(s, spin_atom::value, reply_to, false);
-        if (first)
-          s->send(idle, ping_atom::value, reply_to);
-      },
+        [=, &stop](spin_atom, caf::actor& reply_to, bool first) {
+          if (stop) return;
+          for (int i = 0; i < 4; ++i)
+            s->send(s, spin_atom::value, reply_to, false);
+          if (first) s->send(idle, ping_atom::value, reply_to);
+        },
     };
   });
   std::this_thread::sleep_for(50ms);
   auto start = std::chrono::steady_clock::now();
   self->send(busy, spin_atom::value, caf::actor{self}, true);
   bool answered = false;
-  self->receive([&](ping_atom) { answered = true; },
-                caf::after(std::chrono::seconds{5}) >> [] {});
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
-                                                                  - start)
-              .count();
+  self->receive([&](ping_atom) { answered = true; }, caf::after(std::chrono::seconds{5}) >> [] {});
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
   stop = true;
   BOOST_CHECK_MESSAGE(answered, "the slot job never ran while its worker stayed busy");
   BOOST_TEST_MESSAGE("answered after " << ms << " ms");
