@@ -26,7 +26,7 @@
 #include <memory>
 #include <string>
 
-#include "pgcm/messages/protocol.hpp"
+#include "pgcm/messages/internal_protocol.hpp"
 
 namespace pgcm::detail {
 class reactor;

@@ -1,22 +1,26 @@
 #pragma once
 
-// pgcm's message protocol: the typed interfaces of every actor and the plain
-// structs they exchange. The public part (manager_actor, event_subscriber_actor)
-// is what actor-based applications and remote clients use; the rest is
-// internal to a manager and its node supervisors.
+// pgcm's public message protocol: the manager's typed interface
+// (manager_api_actor) and what event subscribers handle. This is what
+// actor-based applications and remote clients use; the messages a manager
+// exchanges with its node supervisors, workers and probes are internal
+// (messages/internal_protocol.hpp, not installed).
 //
+// clang-format off
 // Manager protocol (every request gets exactly one reply, a value or a
 // caf::error of category "pgcm"; see messages/error.hpp):
-//   (initialize_atom, vector<node_entry>)           -> ok_atom   all validated first, then
-//   connected in parallel (add_node_atom, id, node_config)                -> ok_atom duplicate_node
-//   / invalid_config (remove_node_atom, id)                          -> ok_atom   node_not_found
+//   (initialize_atom, vector<node_entry>)           -> ok_atom   all validated first, then connected in parallel
+//   (add_node_atom, id, node_config)                -> ok_atom   duplicate_node / invalid_config
+//   (remove_node_atom, id)                          -> ok_atom   node_not_found
 //   (query_atom, id, sql, params, timeout)          -> result_set        timeout 0 = query_timeout
 //   (query_all_atom, sql, params, timeout, healthy) -> vector<node_result_set>  one entry per node
 //   (get_atom, nodes_atom)                          -> vector<node_info>
 //   (get_atom, node_atom, id)                       -> node_info          node_not_found
-//   (subscribe_atom, subscriber)                    -> ok_atom   subscriber gets (event_atom,
-//   node_event) (unsubscribe_atom, subscriber)                  -> ok_atom (shutdown_atom) ->
-//   ok_atom   after shutdown_timeout at the latest (version_atom) -> uint32    protocol_version
+//   (subscribe_atom, subscriber)                    -> ok_atom   subscriber gets (event_atom, node_event)
+//   (unsubscribe_atom, subscriber)                  -> ok_atom
+//   (shutdown_atom)                                 -> ok_atom   after shutdown_timeout at the latest
+//   (version_atom)                                  -> uint32    protocol_version
+// clang-format on
 
 #include <cstdint>
 #include <string>
@@ -57,104 +61,6 @@ using manager_api_actor =
                      caf::replies_to<unsubscribe_atom, event_subscriber_actor>::with<ok_atom>,
                      caf::replies_to<shutdown_atom>::with<ok_atom>,
                      caf::replies_to<version_atom>::with<std::uint32_t>>;
-
-// -- internal ----------------------------------------------------------------
-
-/// One query on its way to a connection. The deadline is absolute, on the
-/// steady clock (nanoseconds since its epoch), so time spent waiting in a
-/// queue counts against it.
-struct query_job {
-  std::string sql;
-  std::vector<param> params;
-  std::int64_t deadline_ns = 0;
-  /// The timeout the deadline came from (for messages).
-  std::int64_t timeout_ms = 0;
-  /// 0 for the first try; a job is retried at most once, and only when it
-  /// certainly did not run (see connection_worker).
-  std::uint8_t attempt = 0;
-};
-
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, query_job& x) {
-  return f(caf::meta::type_name("pgcm::query_job"), x.sql, x.params, x.deadline_ns, x.timeout_ms,
-           x.attempt);
-}
-
-/// What takes a query_job: a node supervisor (also where workers hand
-/// requests back for a retry).
-using node_query_actor = caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
-
-/// The manager's whole interface: the public one plus what its node
-/// supervisors send it, and `route_atom`: a node's supervisor, so that a
-/// local facade sends queries straight to it (one hop less than through the
-/// manager; local only, never published).
-using manager_actor =
-    manager_api_actor::extend<caf::replies_to<route_atom, std::string>::with<node_query_actor>,
-                              caf::reacts_to<publish_atom, node_event>,
-                              caf::reacts_to<tick_atom, std::uint64_t>>;
-
-/// Lifecycle of one connection worker (one libpq connection).
-enum class worker_state : std::uint8_t {
-  connecting, ///< opening the connection (TCP, TLS, auth)
-  ready,      ///< open; takes requests
-  retiring,   ///< takes no new requests, closes once the in-flight ones are answered
-  closed,     ///< connection closed cleanly; the worker is gone
-  failed,     ///< connection broke or could not be opened (`error` says why)
-};
-
-/// What a worker tells its owner: its state, and how many requests it
-/// answered since its last report, by outcome.
-struct worker_report {
-  std::uint32_t worker_id = 0;
-  worker_state state = worker_state::connecting;
-  std::int32_t ok = 0;
-  std::int32_t failed = 0;
-  std::int32_t timed_out = 0;
-  /// Requests handed back to the owner to be retried on another connection.
-  std::int32_t retried = 0;
-  std::string error;
-};
-
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_report& x) {
-  return f(caf::meta::type_name("pgcm::worker_report"), x.worker_id, x.state, x.ok, x.failed,
-           x.timed_out, x.retried, x.error);
-}
-
-/// What a health probe reports after each probe.
-struct probe_result {
-  bool ok = false;
-  node_role role = node_role::unknown;
-  std::int64_t latency_us = 0;
-  std::string error;
-};
-
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
-  return f(caf::meta::type_name("pgcm::probe_result"), x.ok, x.role, x.latency_us, x.error);
-}
-
-/// Whoever owns connection workers (node supervisor, health probe).
-using worker_owner_actor = caf::typed_actor<caf::reacts_to<report_atom, worker_report>>;
-
-/// One libpq connection.
-using connection_worker_actor =
-    caf::typed_actor<caf::replies_to<execute_atom, query_job>::with<result_set>,
-                     caf::reacts_to<io_atom, std::uint32_t>,
-                     caf::reacts_to<tick_atom, std::uint64_t>,
-                     caf::reacts_to<drain_atom, caf::timespan>>;
-
-/// One node: its pool of workers and its health probe.
-using node_supervisor_actor =
-    caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>,
-                     caf::replies_to<start_atom>::with<ok_atom>,
-                     caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
-                     caf::replies_to<caf::get_atom>::with<node_info>,
-                     caf::reacts_to<report_atom, worker_report>,
-                     caf::reacts_to<probe_atom, probe_result>,
-                     caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
-                     caf::reacts_to<tick_atom, std::uint64_t>>;
-
-/// Probes one node's health on its own connection.
-using health_probe_actor = caf::typed_actor<caf::reacts_to<report_atom, worker_report>,
-                                            caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Registers every pgcm message type on `cfg` (both sides of a remote
 /// connection must call it) and pgcm's error renderer.

@@ -1,7 +1,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "pgcm/messages/error.hpp"
-#include "pgcm/messages/protocol.hpp"
+#include "pgcm/messages/internal_protocol.hpp"
 
 namespace pgcm {
 

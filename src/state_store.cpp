@@ -9,7 +9,7 @@
 
 #include "log.hpp"
 #include "pgcm/actors/remote_link.hpp"
-#include "pgcm/actors/state_store.hpp"
+#include "pgcm/actors/state_store_actor.hpp"
 #include "pgcm/connection_manager.hpp"
 
 namespace pgcm {

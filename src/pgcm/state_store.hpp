@@ -4,7 +4,7 @@
 // (config, health, pool statistics, latency history), kept up to date by a
 // subscriber actor and readable from any thread as snapshots. The spec's
 // Zustand store; `pgcm watch` draws from it. Actor-based applications spawn
-// the actor itself (pgcm/actors/state_store.hpp).
+// the actor itself (pgcm/actors/state_store_actor.hpp).
 
 #include <chrono>
 #include <cstddef>

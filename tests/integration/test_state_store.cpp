@@ -10,7 +10,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include <pgcm/actors/remote_link.hpp>
-#include <pgcm/actors/state_store.hpp>
+#include <pgcm/actors/state_store_actor.hpp>
 #include <pgcm/state_store.hpp>
 
 #include "fixture.hpp"

@@ -6,7 +6,7 @@
 #include <caf/all.hpp>
 
 #include "pgcm/messages/error.hpp"
-#include "pgcm/messages/protocol.hpp"
+#include "pgcm/messages/internal_protocol.hpp"
 
 using namespace pgcm;
 

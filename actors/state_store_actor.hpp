@@ -1,6 +1,6 @@
 #pragma once
 
-// state_store: an event subscriber that keeps a live cluster_snapshot of one
+// state_store_actor: an event subscriber that keeps a live cluster_snapshot of one
 // manager (the spec's Zustand store). Blocking code uses the pgcm::state_store
 // class (pgcm/state_store.hpp) instead, which wraps this actor.
 //

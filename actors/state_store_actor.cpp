@@ -1,4 +1,4 @@
-#include "pgcm/actors/state_store.hpp"
+#include "pgcm/actors/state_store_actor.hpp"
 
 #include <algorithm>
 #include <map>
