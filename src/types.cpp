@@ -36,6 +36,10 @@ std::string to_string(errc x) {
     return "protocol_mismatch";
   case errc::internal:
     return "internal";
+  case errc::no_eligible_node:
+    return "no_eligible_node";
+  case errc::split_brain:
+    return "split_brain";
   }
   return "unknown_error";
 }

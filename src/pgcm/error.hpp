@@ -25,6 +25,8 @@ enum class errc : std::uint8_t {
   remote_disconnected, ///< the connection to a remote manager dropped
   protocol_mismatch,   ///< the remote side speaks another protocol version
   internal,            ///< a bug in pgcm; please report
+  no_eligible_node,    ///< no node fits a route (the message says why, per node)
+  split_brain,         ///< two primaries on one timeline: writes are refused
 };
 
 /// Returns the name of the code, e.g. "query_timeout".

@@ -9,6 +9,7 @@
 #include "pgcm/logging.hpp"
 #include "pgcm/param.hpp"
 #include "pgcm/result_set.hpp"
+#include "pgcm/routing.hpp"
 #include "pgcm/scheduler.hpp"
 #include "pgcm/state_store.hpp"
 #include "pgcm/types.hpp"

@@ -23,6 +23,7 @@ pgcm/param.hpp
 pgcm/pgcm.hpp
 pgcm/remote.hpp
 pgcm/result_set.hpp
+pgcm/routing.hpp
 pgcm/scheduler.hpp
 pgcm/state_store.hpp
 pgcm/types.hpp"
