@@ -78,7 +78,9 @@ typename Inspector::result_type inspect(Inspector& f, latency_sample& x) {
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_state& x) {
-  return f(caf::meta::type_name("pgcm::node_state"), x.info, x.connected, x.disconnect_error,
+  auto connected = detail::opt(x.connected);
+  auto disconnect_error = detail::opt(x.disconnect_error);
+  return f(caf::meta::type_name("pgcm::node_state"), x.info, connected, disconnect_error,
            x.history);
 }
 

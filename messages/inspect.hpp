@@ -19,25 +19,6 @@
 #include "pgcm/result_set.hpp"
 #include "pgcm/types.hpp"
 
-namespace std {
-
-// CAF 0.17 cannot inspect std::optional; route it through caf::optional.
-template <class Inspector, class T>
-typename Inspector::result_type inspect(Inspector& f, optional<T>& x) {
-  caf::optional<T> tmp;
-  if (x) tmp = *x;
-  auto load = caf::meta::load_callback([&]() -> caf::error {
-    if (tmp)
-      x = std::move(*tmp);
-    else
-      x = std::nullopt;
-    return caf::none;
-  });
-  return f(tmp, load);
-}
-
-} // namespace std
-
 namespace pgcm {
 
 namespace detail {
@@ -46,10 +27,35 @@ template <class Inspector>
 constexpr bool is_stringifier_v =
     std::is_same<Inspector, caf::detail::stringification_inspector>::value;
 
+/// CAF 0.17 cannot inspect std::optional, and an `inspect` overload for it
+/// may not go into namespace std (undefined behaviour). Fields of type
+/// std::optional<T> are inspected through this view instead: on the wire a
+/// caf::optional<T>, the same bytes as before.
+template <class T> struct optional_field { std::optional<T>& ref; };
+
+template <class T> optional_field<T> opt(std::optional<T>& x) {
+  return optional_field<T>{x};
+}
+
+template <class Inspector, class T>
+typename Inspector::result_type inspect(Inspector& f, optional_field<T>& x) {
+  caf::optional<T> tmp;
+  if (x.ref) tmp = *x.ref;
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    if (tmp)
+      x.ref = std::move(*tmp);
+    else
+      x.ref = std::nullopt;
+    return caf::none;
+  });
+  return f(tmp, load);
+}
+
 } // namespace detail
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, error_info& x) {
-  return f(caf::meta::type_name("pgcm::error_info"), x.code, x.message, x.sqlstate);
+  auto sqlstate = detail::opt(x.sqlstate);
+  return f(caf::meta::type_name("pgcm::error_info"), x.code, x.message, sqlstate);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, param& x) {
@@ -84,8 +90,9 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
     return f(caf::meta::type_name("pgcm::node_config"), x.host, x.port, x.database, x.user, pw,
              x.ssl, x.pool, x.application_name);
   } else {
+    auto password = detail::opt(x.password);
     return f(caf::meta::type_name("pgcm::node_config"), x.host, x.port, x.database, x.user,
-             x.password, x.ssl, x.pool, x.application_name);
+             password, x.ssl, x.pool, x.application_name);
   }
 }
 
@@ -107,8 +114,9 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
             std::chrono::nanoseconds{checked_ns})};
     return caf::none;
   });
+  auto last_error = detail::opt(x.last_error);
   return f(caf::meta::type_name("pgcm::health_status"), x.status, latency_us,
-           x.consecutive_failures, x.last_error, checked_ns, x.role, load);
+           x.consecutive_failures, last_error, checked_ns, x.role, load);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
@@ -123,12 +131,16 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_event& x) {
-  return f(caf::meta::type_name("pgcm::node_event"), x.type, x.node_id, x.health, x.stats, x.error);
+  auto health = detail::opt(x.health);
+  auto stats = detail::opt(x.stats);
+  auto error = detail::opt(x.error);
+  return f(caf::meta::type_name("pgcm::node_event"), x.type, x.node_id, health, stats, error);
 }
 
 template <class Inspector, class Data>
 typename Inspector::result_type inspect(Inspector& f, basic_node_result<Data>& x) {
-  return f(caf::meta::type_name("pgcm::node_result"), x.node_id, x.success, x.data, x.error);
+  auto error = detail::opt(x.error);
+  return f(caf::meta::type_name("pgcm::node_result"), x.node_id, x.success, x.data, error);
 }
 
 } // namespace pgcm

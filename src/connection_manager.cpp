@@ -305,7 +305,17 @@ bool subscription::active() const {
 
 // -- connection_manager -------------------------------------------------------
 
+namespace {
+
+/// Settings from the environment that the facade refuses to start with.
+void check_environment() {
+  if (auto problem = log::environment_problem()) throw error{errc::invalid_config, *problem};
+}
+
+} // namespace
+
 connection_manager::connection_manager(manager_options opts) {
+  check_environment();
   if (auto problem = validate(opts)) throw error{*problem};
   auto cfg = std::make_unique<caf::actor_system_config>();
   register_types(*cfg);
@@ -319,10 +329,13 @@ connection_manager::connection_manager(manager_options opts) {
   log::release_caf_thread_logger();
 }
 
-connection_manager::connection_manager(caf::actor_system& sys, manager_options opts)
-    : impl_(make_impl(sys, opts)) {}
+connection_manager::connection_manager(caf::actor_system& sys, manager_options opts) {
+  check_environment();
+  impl_ = make_impl(sys, opts);
+}
 
 connection_manager::connection_manager(const remote_endpoint& remote, manager_options opts) {
+  check_environment();
   if (auto problem = validate(opts)) throw error{*problem};
   auto cfg = std::make_unique<caf::actor_system_config>();
   register_types(*cfg);

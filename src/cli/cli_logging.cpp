@@ -6,6 +6,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <pgcm/error.hpp>
 #include <pgcm/logging.hpp>
 
 namespace pgcm::cli {
@@ -18,6 +19,20 @@ std::string level_of(const cli_options& opts) {
   if (!opts.log_level.empty()) return opts.log_level;
   if (const char* env = std::getenv("PGCM_LOG_LEVEL"); env != nullptr && *env != '\0') return env;
   return "warn";
+}
+
+/// Sets the level; a bad one from the environment is a usage error that
+/// names the variable (--log-level is checked by the option parser).
+void apply_level(const cli_options& opts) {
+  auto level = level_of(opts);
+  try {
+    pgcm::set_log_level(level);
+  } catch (const pgcm::error&) {
+    if (!opts.log_level.empty()) throw;
+    throw usage_error{"PGCM_LOG_LEVEL=\"" + level +
+                      "\" is not a log level (valid: trace, debug, info, warn, error, critical, "
+                      "off)"};
+  }
 }
 
 } // namespace
@@ -47,14 +62,14 @@ log_tail setup_logging(const cli_options& opts, bool capture) {
       return lines;
     };
   }
-  pgcm::set_log_level(level_of(opts));
+  apply_level(opts);
   return tail;
 }
 
 void end_log_capture(const cli_options& opts) {
   if (opts.log_file) return;
   pgcm::set_logger(nullptr); // back to pgcm's default stderr logger
-  pgcm::set_log_level(level_of(opts));
+  apply_level(opts);
 }
 
 } // namespace pgcm::cli

@@ -20,6 +20,7 @@ usage_error no_sql 'pgcm query: missing SQL' query --node a=host=x
 usage_error two_targets '--node ID, --all and --healthy exclude each other' query --all --healthy 'SELECT 1'
 usage_error bad_timeout '--timeout: invalid duration "soon"' query --timeout soon 'SELECT 1'
 usage_error bad_level '--log-level: unknown level "loud"' health --log-level loud
+PGCM_LOG_LEVEL=loud usage_error bad_env_level 'PGCM_LOG_LEVEL="loud" is not a log level \(valid: trace, debug' health
 usage_error bad_color '--color: expected auto, always or never' watch --color=sometimes
 usage_error no_nodes 'no nodes: give --config FILE or --node ID=CONNINFO' health
 usage_error bad_conninfo '^pgcm: --node a: invalid connection string' health --node 'a=host=x port'

@@ -76,6 +76,37 @@ BOOST_AUTO_TEST_CASE(optional_absent_stays_absent) {
   BOOST_CHECK_EQUAL(round_trip(e).sqlstate.value_or(""), "42P01");
 }
 
+// std::optional fields go through pgcm's own view (no `inspect` in
+// namespace std): the bytes are still those of a caf::optional, what a peer
+// of the same protocol version sends and expects.
+BOOST_AUTO_TEST_CASE(optional_fields_keep_the_wire_format_of_caf_optional) {
+  for (std::optional<std::string> sqlstate : {std::optional<std::string>{}, {"42P01"}}) {
+    error_info e{errc::query_failed, "boom", sqlstate};
+    std::vector<char> ours;
+    {
+      caf::binary_serializer out{*sys, ours};
+      BOOST_REQUIRE(!out(e));
+    }
+    std::vector<char> expected;
+    {
+      caf::binary_serializer out{*sys, expected};
+      caf::optional<std::string> as_caf;
+      if (sqlstate) as_caf = *sqlstate;
+      BOOST_REQUIRE(!out(e.code, e.message, as_caf));
+    }
+    BOOST_CHECK(ours == expected);
+  }
+  node_event ev;
+  ev.type = event::node_disconnected;
+  ev.node_id = "n";
+  ev.error = error_info{errc::connection_failed, "gone", std::nullopt};
+  auto back = round_trip(ev);
+  BOOST_CHECK(!back.health);
+  BOOST_CHECK(!back.stats);
+  BOOST_REQUIRE(back.error);
+  BOOST_CHECK_EQUAL(back.error->message, "gone");
+}
+
 BOOST_AUTO_TEST_CASE(result_sets_and_node_results) {
   result_set rs{{"a", "b"}, {23, 25}};
   rs.add_row({"1", std::nullopt});
