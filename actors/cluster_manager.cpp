@@ -14,6 +14,7 @@
 #include "pgcm/actors/node_supervisor.hpp"
 #include "pgcm/messages/error.hpp"
 #include "reactor.hpp"
+#include "routing_table.hpp"
 
 namespace pgcm {
 
@@ -43,6 +44,14 @@ struct fan_out {
   bool done = false;
 };
 
+/// A routed request for the primary, waiting for one to appear.
+struct pending_primary {
+  route r;
+  query_job job;
+  caf::typed_response_promise<result_set> rp;
+  std::int64_t give_up_ns = 0; // now + primary_wait, capped by the job's deadline
+};
+
 struct manager_data {
   static inline const char* name = "pgcm.core.cluster_manager"; // see src/inline_unit.hpp
   manager_options opts;
@@ -56,6 +65,10 @@ struct manager_data {
   std::vector<std::string> order; // ids in the order they were added
   std::unordered_map<std::string, managed_node> nodes;
   std::vector<event_subscriber_actor> subscribers;
+  // Replication view (roles, lag, conflicts) from every node's probes, and
+  // target::primary requests waiting for a primary (manager_options::primary_wait).
+  detail::routing_table routes;
+  std::vector<pending_primary> waiting_for_primary;
   bool shutting_down = false;
   std::vector<caf::typed_response_promise<ok_atom>> shutdown_waiters;
 };
@@ -84,6 +97,112 @@ caf::expected<node_supervisor_actor> supervisor_of(self_ptr self, const std::str
   return it->second.supervisor;
 }
 
+/// `h` with the manager's replication view of node `id` (lag, conflict).
+health_status with_view(const manager_data& st, const std::string& id, health_status h) {
+  if (auto v = st.routes.view(id)) {
+    h.lag_bytes = v->lag_bytes;
+    h.lag = v->lag;
+    h.conflict = v->conflict;
+  }
+  return h;
+}
+
+/// In flight and waiting relative to pool size: what routing balances on.
+double load_of(const manager_data& st, const std::string& id) {
+  auto it = st.nodes.find(id);
+  if (it == st.nodes.end()) return 1e9;
+  auto& n = it->second;
+  auto size = std::max(1, n.cfg.pool.max);
+  return static_cast<double>(n.stats.in_flight_requests + n.stats.waiting_requests) / size;
+}
+
+detail::routing_table::pick_result pick_node(self_ptr self, const route& r) {
+  auto& st = self->state;
+  return st.routes.pick(r, [&st](const std::string& id) { return load_of(st, id); });
+}
+
+/// Sends a routed job to `node`; with want_lsn on the primary, the answer
+/// carries a WAL insert position read after the statement returned.
+void dispatch_routed(self_ptr self, const std::string& node, const route& r, query_job job,
+                     caf::typed_response_promise<result_set> rp) {
+  auto& st = self->state;
+  auto sup = st.nodes.at(node).supervisor;
+  bool is_primary = st.routes.primary() && *st.routes.primary() == node;
+  if (!r.want_lsn || !is_primary) {
+    rp.delegate(sup, query_atom::value, std::move(job));
+    return;
+  }
+  auto deadline = job.deadline_ns;
+  auto timeout_ms = job.timeout_ms;
+  self->request(sup, caf::infinite, query_atom::value, std::move(job))
+      .then(
+          [=](result_set& rs) mutable {
+            query_job pos;
+            pos.sql = "SELECT pg_current_wal_insert_lsn()::text";
+            pos.deadline_ns = deadline;
+            pos.timeout_ms = timeout_ms;
+            self->request(sup, caf::infinite, query_atom::value, std::move(pos))
+                .then(
+                    [=](result_set& at) mutable {
+                      try {
+                        if (at.size() == 1 && at.column_count() == 1 && !at[0].is_null(0))
+                          rs.set_commit_lsn(lsn::parse(std::string{at[0].text(0)}));
+                      } catch (const error&) {
+                      }
+                      if (!rs.commit_lsn()) {
+                        rp.deliver(make_error(errc::internal, "node " + node +
+                                                                  ": no WAL position after the "
+                                                                  "statement"));
+                        return;
+                      }
+                      rp.deliver(std::move(rs));
+                    },
+                    [=](caf::error& err) mutable {
+                      // The statement ran; only its position is missing.
+                      auto info = to_error_info(err, "node " + node);
+                      info.message = "the statement ran, but its WAL position could not be read: " +
+                                     info.message;
+                      rp.deliver(to_caf_error(info));
+                    });
+          },
+          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+}
+
+/// Sends waiting target::primary requests once a primary is there.
+void retry_primary_waits(self_ptr self) {
+  auto& st = self->state;
+  if (st.waiting_for_primary.empty()) return;
+  std::vector<pending_primary> still;
+  auto waiting = std::move(st.waiting_for_primary);
+  st.waiting_for_primary.clear();
+  for (auto& w : waiting) {
+    auto picked = pick_node(self, w.r);
+    if (picked.node)
+      dispatch_routed(self, *picked.node, w.r, std::move(w.job), w.rp);
+    else if (picked.code == errc::split_brain)
+      w.rp.deliver(make_error(picked.code, picked.message));
+    else
+      still.push_back(std::move(w));
+  }
+  st.waiting_for_primary = std::move(still);
+}
+
+void expire_primary_waits(self_ptr self, std::int64_t now) {
+  auto& st = self->state;
+  auto& ws = st.waiting_for_primary;
+  for (auto it = ws.begin(); it != ws.end();) {
+    if (now < it->give_up_ns) {
+      ++it;
+      continue;
+    }
+    auto picked = pick_node(self, it->r);
+    it->rp.deliver(make_error(picked.code, picked.message + " (waited " +
+                                               std::to_string(st.opts.primary_wait.count()) +
+                                               " ms for a primary)"));
+    it = ws.erase(it);
+  }
+}
+
 void fan_out_answered(self_ptr self, std::uint64_t key, fan_out& agg, std::size_t i) {
   if (agg.done || agg.answered[i]) return; // already answered for this node by the sweep
   agg.answered[i] = true;
@@ -97,7 +216,7 @@ constexpr auto sweep_interval = milliseconds{250};
 
 void schedule_sweep(self_ptr self) {
   auto& st = self->state;
-  if (st.sweep_scheduled || st.fan_outs.empty()) return;
+  if (st.sweep_scheduled || (st.fan_outs.empty() && st.waiting_for_primary.empty())) return;
   st.sweep_scheduled = true;
   self->delayed_send(self, sweep_interval, tick_atom::value, std::uint64_t{0});
 }
@@ -126,16 +245,71 @@ void sweep_fan_outs(self_ptr self) {
     agg.rp.deliver(std::move(agg.results));
     it = st.fan_outs.erase(it);
   }
+  expire_primary_waits(self, now);
   schedule_sweep(self);
 }
 
-node_info info_of(const std::string& id, const managed_node& n) {
+node_info info_of(const manager_data& st, const std::string& id, const managed_node& n) {
   node_info out;
   out.id = id;
   out.config = redacted(n.cfg);
-  out.health = n.health;
+  out.health = with_view(st, id, n.health);
   out.pool = n.stats;
   return out;
+}
+
+/// Publishes node_role for `id` (role, timeline or conflict changed) and
+/// logs a conflict as an error.
+void publish_role(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.nodes.find(id);
+  if (it == st.nodes.end()) return;
+  auto h = with_view(st, id, it->second.health);
+  if (h.conflict)
+    log::error("node {}: kept out of routing: {}", id, *h.conflict);
+  else
+    log::info("node {}: role {} on timeline {}", id, to_string(h.role), h.timeline);
+  node_event ev;
+  ev.type = event::node_role;
+  ev.node_id = id;
+  ev.health = std::move(h);
+  broadcast(self, ev);
+}
+
+/// A node's probe finished: update the cluster's replication view, publish
+/// node_health (status or role changed) and node_role (role, timeline or
+/// conflict changed, for this node or another one), and send target::primary
+/// requests that waited for a primary.
+void on_probe_report(self_ptr self, const std::string& id, probe_report& rep) {
+  auto& st = self->state;
+  auto& n = st.nodes.at(id);
+  n.health = rep.health;
+  detail::node_facts f;
+  if (auto old = st.routes.facts(id)) f = *old;
+  f.healthy = rep.health.status == health_state::healthy;
+  f.role = rep.health.role;
+  f.timeline = rep.health.timeline;
+  f.system_identifier = rep.health.system_identifier;
+  if (rep.probe.ok) {
+    f.wal_lsn = rep.health.wal_lsn;
+    f.receive_lsn = rep.health.receive_lsn;
+    f.last_replay.reset();
+    if (rep.probe.last_replay_us != 0)
+      f.last_replay = system_clock::time_point{
+          duration_cast<system_clock::duration>(microseconds{rep.probe.last_replay_us})};
+    f.sampled_at = rep.health.last_check;
+  }
+  auto changed = st.routes.update(id, f);
+  if (rep.changed) {
+    node_event ev;
+    ev.type = event::node_health;
+    ev.node_id = id;
+    ev.health = with_view(st, id, n.health);
+    broadcast(self, ev);
+  }
+  for (auto& other : changed)
+    publish_role(self, other);
+  retry_primary_waits(self);
 }
 
 /// Adds validated nodes, starts them in parallel and answers once every one
@@ -172,6 +346,7 @@ caf::typed_response_promise<ok_atom> add_nodes(self_ptr self, std::vector<node_e
     n.cfg = std::move(cfg);
     n.stats.node_id = id;
     st.order.push_back(id);
+    st.routes.update(id, detail::node_facts{}); // known from now on, in the order added
     log::info("node {}: added ({})", id, describe(n.cfg));
     node_event ev;
     ev.type = event::node_added;
@@ -242,6 +417,8 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         auto sup = it->second.supervisor;
         st.nodes.erase(it);
         remove_from_order(st, id);
+        for (auto& other : st.routes.remove(id))
+          publish_role(self, other);
         self->demonitor(sup.address());
         auto grace = st.opts.shutdown_timeout;
         self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
@@ -266,6 +443,39 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         if (timeout.count() <= 0) timeout = st.opts.query_timeout;
         auto job = make_query_job(std::move(sql), std::move(params), timeout);
         return self->delegate(*sup, query_atom::value, std::move(job));
+      },
+      [=](query_atom, route& r, std::string& sql, std::vector<param>& params,
+          caf::timespan timeout) -> caf::result<result_set> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<result_set>();
+        if (st.shutting_down) {
+          rp.deliver(shutting_down_error());
+          return rp;
+        }
+        if (timeout.count() <= 0) timeout = st.opts.query_timeout;
+        auto job = make_query_job(std::move(sql), std::move(params), timeout);
+        auto picked = pick_node(self, r);
+        if (picked.node) {
+          dispatch_routed(self, *picked.node, r, std::move(job), rp);
+        } else if (r.to == target::primary && picked.code == errc::no_eligible_node &&
+                   st.opts.primary_wait.count() > 0) {
+          auto give_up =
+              std::min(steady_now_ns() + duration_cast<nanoseconds>(st.opts.primary_wait).count(),
+                       job.deadline_ns);
+          st.waiting_for_primary.push_back(pending_primary{r, std::move(job), rp, give_up});
+          schedule_sweep(self);
+        } else {
+          rp.deliver(make_error(picked.code, picked.message));
+        }
+        return rp;
+      },
+      [=](probe_atom, const std::string& id, probe_report& rep) {
+        auto& st = self->state;
+        auto it = st.nodes.find(id);
+        if (it == st.nodes.end() || caf::actor_cast<caf::actor_addr>(self->current_sender()) !=
+                                        it->second.supervisor.address())
+          return; // from a node removed meanwhile
+        on_probe_report(self, id, rep);
       },
       [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
           bool healthy_only) -> caf::result<std::vector<node_result_set>> {
@@ -329,7 +539,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         auto g = std::make_shared<gather>();
         g->remaining = st.order.size();
         for (auto& id : st.order)
-          g->out.push_back(info_of(id, st.nodes.at(id)));
+          g->out.push_back(info_of(st, id, st.nodes.at(id)));
         if (g->remaining == 0) {
           rp.deliver(std::move(g->out));
           return rp;
@@ -341,6 +551,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           self->request(st.nodes.at(st.order[i]).supervisor, seconds{1}, caf::get_atom::value)
               .then(
                   [=](node_info& live) mutable {
+                    live.health = with_view(self->state, live.id, std::move(live.health));
                     g->out[i] = std::move(live);
                     done();
                   },
@@ -356,10 +567,14 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           rp.deliver(not_found(id));
           return rp;
         }
-        auto cached = info_of(id, it->second);
+        auto cached = info_of(st, id, it->second);
         self->request(it->second.supervisor, seconds{1}, caf::get_atom::value)
-            .then([=](node_info& live) mutable { rp.deliver(std::move(live)); },
-                  [=](caf::error&) mutable { rp.deliver(cached); });
+            .then(
+                [=](node_info& live) mutable {
+                  live.health = with_view(self->state, live.id, std::move(live.health));
+                  rp.deliver(std::move(live));
+                },
+                [=](caf::error&) mutable { rp.deliver(cached); });
         return rp;
       },
       [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {
@@ -385,6 +600,9 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         st.shutdown_waiters.push_back(rp);
         if (st.shutting_down) return rp; // a second call waits for the same end
         st.shutting_down = true;
+        for (auto& w : st.waiting_for_primary)
+          w.rp.deliver(shutting_down_error());
+        st.waiting_for_primary.clear();
         log::info("shutting down ({} nodes, up to {} ms)", st.order.size(),
                   st.opts.shutdown_timeout.count());
         auto remaining = std::make_shared<std::size_t>(st.order.size());

@@ -343,6 +343,7 @@ void deliver_outcomes(self_ptr self) {
       continue;
     }
     if (out.ok) {
+      out.result.set_node_id(st.cfg.node_id);
       f.rp.deliver(std::move(out.result));
       ++st.pending_report.ok;
     } else if (retryable(st, out, f.job)) {

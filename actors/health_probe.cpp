@@ -60,10 +60,53 @@ void drop_worker(self_ptr self) {
 
 void open_worker(self_ptr self);
 
+// One statement per probe: role, WAL positions, last replayed commit time
+// and timeline (a primary's current timeline is in its WAL file name; the
+// checkpoint's lags behind a promotion); the system identifier only on a
+// connection's first probe. Works for any role: pg_stat_wal_receiver shows
+// NULLs without pg_read_all_stats, then the checkpoint's timeline stands in.
+constexpr const char* probe_sql =
+    "SELECT pg_is_in_recovery(), "
+    "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+    "ELSE pg_current_wal_lsn() END)::text, "
+    "pg_last_wal_receive_lsn()::text, "
+    "(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8, "
+    "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), "
+    "(SELECT timeline_id FROM pg_control_checkpoint())) "
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+constexpr const char* probe_sql_first =
+    "SELECT pg_is_in_recovery(), "
+    "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+    "ELSE pg_current_wal_lsn() END)::text, "
+    "pg_last_wal_receive_lsn()::text, "
+    "(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8, "
+    "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), "
+    "(SELECT timeline_id FROM pg_control_checkpoint())) "
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
+    "(SELECT system_identifier FROM pg_control_system())";
+
+/// Reads the probe statement's row into `r`; false if it is not what was asked.
+bool read_facts(const result_set& rs, probe_result& r) {
+  if (rs.size() != 1 || rs.column_count() < 5 || rs[0].is_null(0)) return false;
+  auto row = rs[0];
+  try {
+    r.role = row.text(0) == "t" ? node_role::standby : node_role::primary;
+    if (!row.is_null(1)) r.wal_lsn = lsn::parse(std::string{row.text(1)}).value;
+    if (!row.is_null(2)) r.receive_lsn = lsn::parse(std::string{row.text(2)}).value;
+    if (!row.is_null(3)) r.last_replay_us = row.get<std::int64_t>(3);
+    if (!row.is_null(4)) r.timeline = static_cast<std::uint32_t>(row.get<std::int64_t>(4));
+    if (rs.column_count() > 5 && !row.is_null(5))
+      r.system_identifier = std::stoull(std::string{row.text(5)});
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
 void send_query(self_ptr self) {
   auto& st = self->state;
   query_job job;
-  job.sql = "SELECT pg_is_in_recovery()";
+  job.sql = st.worker_born_seq == st.probe_seq ? probe_sql_first : probe_sql;
   job.deadline_ns = st.probe_deadline_ns;
   job.timeout_ms = st.cfg.timeout.count();
   auto sent_ns = steady_now_ns();
@@ -78,8 +121,10 @@ void send_query(self_ptr self) {
             probe_result r;
             r.ok = true;
             r.latency_us = (steady_now_ns() - sent_ns) / 1000;
-            if (!rs.empty() && rs.column_count() == 1 && !rs[0].is_null(0))
-              r.role = rs[0].text(0) == "t" ? node_role::standby : node_role::primary;
+            if (!read_facts(rs, r)) {
+              r = probe_result{};
+              r.error = "node " + st.cfg.node_id + ": health probe got an unexpected answer";
+            }
             report(self, std::move(r));
           },
           [=](caf::error& err) {

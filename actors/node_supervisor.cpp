@@ -557,15 +557,17 @@ void on_probe(self_ptr self, const probe_result& r) {
   auto now = system_clock::now();
   bool changed = r.ok ? st.health.on_success(microseconds{r.latency_us}, r.role, now)
                       : st.health.on_failure(r.error, now);
-  if (changed) {
-    auto& h = st.health.status();
+  if (r.ok) {
+    auto pos = [](std::uint64_t v) { return v == 0 ? std::nullopt : std::optional<lsn>{lsn{v}}; };
+    st.health.on_facts(r.timeline, r.system_identifier, pos(r.wal_lsn), pos(r.receive_lsn));
+  }
+  auto& h = st.health.status();
+  if (changed)
     log::info("{}: {} ({}){}{}", node_prefix(st), to_string(h.status), to_string(h.role),
               h.last_error ? ": " : "", h.last_error.value_or(""));
-    node_event ev;
-    ev.type = event::node_health;
-    ev.health = h;
-    publish(self, std::move(ev));
-  }
+  // Every probe goes to the manager: it keeps the cluster's replication view
+  // (lag, conflicts) and publishes node_health / node_role.
+  self->send(st.manager, probe_atom::value, st.node_id, probe_report{h, changed, r});
   if (!st.first_probe_done) {
     st.first_probe_done = true;
     maybe_finish_start(self);
@@ -634,7 +636,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
   st.opts = opts;
   st.manager = std::move(manager);
   st.io = std::move(io);
-  st.health = detail::health_tracker{opts.unhealthy_threshold};
+  st.health = detail::health_tracker{opts.unhealthy_threshold, opts.healthy_threshold};
   st.stats.node_id = st.node_id;
   st.needs_dns = !is_literal_address(st.cfg.host);
   self->set_exit_handler([](const caf::exit_msg&) {

@@ -146,6 +146,9 @@ manager_api_actor::behavior_type remote_link(link_ptr self, manager_api_actor re
           caf::timespan t) {
         return forward<result_set>(self, a, std::move(id), std::move(sql), std::move(ps), t);
       },
+      [=](query_atom a, route& r, std::string& sql, std::vector<param>& ps, caf::timespan t) {
+        return forward<result_set>(self, a, std::move(r), std::move(sql), std::move(ps), t);
+      },
       [=](query_all_atom a, std::string& sql, std::vector<param>& ps, caf::timespan t, bool h) {
         return forward<std::vector<node_result_set>>(self, a, std::move(sql), std::move(ps), t, h);
       },

@@ -129,6 +129,7 @@ bool apply_event(self_ptr self, const node_event& ev) {
     v.erase(it, v.end());
     return changed;
   }
+  case event::node_role: // role, timeline or conflict: the same health report
   case event::node_health: {
     if (!ev.health) return false;
     auto& n = find_or_add(st, ev.node_id);

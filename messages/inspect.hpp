@@ -71,7 +71,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
     return caf::make_error(caf::sec::state_not_serializable);
   });
   return f(caf::meta::type_name("pgcm::result_set"), s.names, s.type_oids, s.values, s.ends,
-           s.nulls, s.rows, s.affected_rows, s.command, check);
+           s.nulls, s.rows, s.affected_rows, s.command, s.node_id, s.commit_lsn, check);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, ssl_config& x) {
@@ -100,7 +100,19 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, manager_options& x) {
   return f(caf::meta::type_name("pgcm::manager_options"), x.health_check_interval,
            x.unhealthy_threshold, x.shutdown_timeout, x.query_timeout, x.health_check_timeout,
-           x.connect_timeout, x.reconnect_backoff_initial, x.reconnect_backoff_max);
+           x.connect_timeout, x.reconnect_backoff_initial, x.reconnect_backoff_max,
+           x.healthy_threshold, x.unhealthy_check_interval, x.primary_wait);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, lsn& x) {
+  return f(caf::meta::type_name("pgcm::lsn"), x.value);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, route& x) {
+  auto max_lag_bytes = detail::opt(x.max_lag_bytes);
+  auto max_lag = detail::opt(x.max_lag);
+  auto after = detail::opt(x.after);
+  return f(caf::meta::type_name("pgcm::route"), x.to, max_lag_bytes, max_lag, after, x.want_lsn);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, health_status& x) {
@@ -115,8 +127,14 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
     return caf::none;
   });
   auto last_error = detail::opt(x.last_error);
+  auto wal_lsn = detail::opt(x.wal_lsn);
+  auto receive_lsn = detail::opt(x.receive_lsn);
+  auto lag_bytes = detail::opt(x.lag_bytes);
+  auto lag = detail::opt(x.lag);
+  auto conflict = detail::opt(x.conflict);
   return f(caf::meta::type_name("pgcm::health_status"), x.status, latency_us,
-           x.consecutive_failures, last_error, checked_ns, x.role, load);
+           x.consecutive_failures, last_error, checked_ns, x.role, x.timeline, x.system_identifier,
+           wal_lsn, receive_lsn, lag_bytes, lag, conflict, load);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {

@@ -36,6 +36,41 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
            x.attempt);
 }
 
+/// What a health probe reports after each probe: with `ok`, the node's
+/// replication facts from the same statement (0 = unknown / NULL).
+struct probe_result {
+  bool ok = false;
+  node_role role = node_role::unknown;
+  std::int64_t latency_us = 0;
+  std::string error;
+  std::uint32_t timeline = 0;
+  /// Asked once per probe connection; 0 on the probes after.
+  std::uint64_t system_identifier = 0;
+  /// Primary: current WAL position; standby: last replayed.
+  std::uint64_t wal_lsn = 0;
+  std::uint64_t receive_lsn = 0;
+  /// Standby: commit time of the last replayed transaction, microseconds since the epoch.
+  std::int64_t last_replay_us = 0;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
+  return f(caf::meta::type_name("pgcm::probe_result"), x.ok, x.role, x.latency_us, x.error,
+           x.timeline, x.system_identifier, x.wal_lsn, x.receive_lsn, x.last_replay_us);
+}
+
+/// What a node supervisor tells the manager after each probe: the node's
+/// health (with the probe's facts), whether status or role changed, and
+/// the probe itself (for lag and conflicts).
+struct probe_report {
+  health_status health;
+  bool changed = false;
+  probe_result probe;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, probe_report& x) {
+  return f(caf::meta::type_name("pgcm::probe_report"), x.health, x.changed, x.probe);
+}
+
 /// What takes a query_job: a node supervisor (also where workers hand
 /// requests back for a retry).
 using node_query_actor = caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>>;
@@ -47,6 +82,7 @@ using node_query_actor = caf::typed_actor<caf::replies_to<query_atom, query_job>
 using manager_actor =
     manager_api_actor::extend<caf::replies_to<route_atom, std::string>::with<node_query_actor>,
                               caf::reacts_to<publish_atom, node_event>,
+                              caf::reacts_to<probe_atom, std::string, probe_report>,
                               caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Lifecycle of one connection worker (one libpq connection).
@@ -74,18 +110,6 @@ struct worker_report {
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_report& x) {
   return f(caf::meta::type_name("pgcm::worker_report"), x.worker_id, x.state, x.ok, x.failed,
            x.timed_out, x.retried, x.error);
-}
-
-/// What a health probe reports after each probe.
-struct probe_result {
-  bool ok = false;
-  node_role role = node_role::unknown;
-  std::int64_t latency_us = 0;
-  std::string error;
-};
-
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
-  return f(caf::meta::type_name("pgcm::probe_result"), x.ok, x.role, x.latency_us, x.error);
 }
 
 /// Whoever owns connection workers (node supervisor, health probe).

@@ -13,6 +13,7 @@
 //   (add_node_atom, id, node_config)                -> ok_atom   duplicate_node / invalid_config
 //   (remove_node_atom, id)                          -> ok_atom   node_not_found
 //   (query_atom, id, sql, params, timeout)          -> result_set        timeout 0 = query_timeout
+//   (query_atom, route, sql, params, timeout)       -> result_set        no_eligible_node / split_brain
 //   (query_all_atom, sql, params, timeout, healthy) -> vector<node_result_set>  one entry per node
 //   (get_atom, nodes_atom)                          -> vector<node_info>
 //   (get_atom, node_atom, id)                       -> node_info          node_not_found
@@ -38,7 +39,7 @@
 namespace pgcm {
 
 /// Bumped whenever a message of the public protocol changes shape.
-constexpr std::uint32_t protocol_version = 1;
+constexpr std::uint32_t protocol_version = 2;
 
 using node_entry = std::pair<std::string, node_config>;
 using node_result_set = basic_node_result<result_set>;
@@ -52,6 +53,8 @@ using manager_api_actor =
                      caf::replies_to<add_node_atom, std::string, node_config>::with<ok_atom>,
                      caf::replies_to<remove_node_atom, std::string>::with<ok_atom>,
                      caf::replies_to<query_atom, std::string, std::string, std::vector<param>,
+                                     caf::timespan>::with<result_set>,
+                     caf::replies_to<query_atom, route, std::string, std::vector<param>,
                                      caf::timespan>::with<result_set>,
                      caf::replies_to<query_all_atom, std::string, std::vector<param>, caf::timespan,
                                      bool>::with<std::vector<node_result_set>>,

@@ -27,6 +27,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<worker_state>("pgcm::worker_state");
   cfg.add_message_type<worker_report>("pgcm::worker_report");
   cfg.add_message_type<probe_result>("pgcm::probe_result");
+  cfg.add_message_type<probe_report>("pgcm::probe_report");
+  cfg.add_message_type<target>("pgcm::target");
+  cfg.add_message_type<lsn>("pgcm::lsn");
+  cfg.add_message_type<route>("pgcm::route");
   cfg.add_error_category(error_category(), render_error);
 }
 

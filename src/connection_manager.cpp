@@ -535,6 +535,19 @@ result_set connection_manager::query(const std::string& node, const std::string&
                          std::move(params), caf::timespan{t});
 }
 
+result_set connection_manager::query(const route& r, const std::string& sql,
+                                     std::vector<param> params,
+                                     std::optional<milliseconds> timeout) {
+  auto t = timeout.value_or(impl_->opts.query_timeout);
+  if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  if (r.max_lag_bytes && *r.max_lag_bytes < 0)
+    throw error{errc::invalid_argument, "route max_lag_bytes must be >= 0"};
+  if (r.max_lag && r.max_lag->count() < 0)
+    throw error{errc::invalid_argument, "route max_lag must be >= 0 ms"};
+  return ask<result_set>(*impl_, guard(t), "target " + to_string(r.to), query_atom::value, r, sql,
+                         std::move(params), caf::timespan{t});
+}
+
 namespace {
 
 std::vector<node_result_set> fan_out(detail::facade_impl& impl, const std::string& sql,

@@ -82,6 +82,8 @@ std::string to_string(event x) {
     return "node:removed";
   case event::pool_stats:
     return "pool:stats";
+  case event::node_role:
+    return "node:role";
   }
   return "?";
 }
@@ -89,7 +91,10 @@ std::string to_string(event x) {
 bool operator==(const health_status& x, const health_status& y) {
   return x.status == y.status && x.latency == y.latency &&
          x.consecutive_failures == y.consecutive_failures && x.last_error == y.last_error &&
-         x.last_check == y.last_check && x.role == y.role;
+         x.last_check == y.last_check && x.role == y.role && x.timeline == y.timeline &&
+         x.system_identifier == y.system_identifier && x.wal_lsn == y.wal_lsn &&
+         x.receive_lsn == y.receive_lsn && x.lag_bytes == y.lag_bytes && x.lag == y.lag &&
+         x.conflict == y.conflict;
 }
 
 bool operator==(const pool_stats& x, const pool_stats& y) {
@@ -181,6 +186,10 @@ std::optional<error_info> validate(const manager_options& o) {
     return bad_option("reconnect_backoff_initial", "must be > 0");
   if (o.reconnect_backoff_max < o.reconnect_backoff_initial)
     return bad_option("reconnect_backoff_max", "must be >= reconnect_backoff_initial");
+  if (o.healthy_threshold < 1) return bad_option("healthy_threshold", "must be >= 1");
+  if (o.unhealthy_check_interval.count() <= 0)
+    return bad_option("unhealthy_check_interval", "must be > 0");
+  if (o.primary_wait.count() < 0) return bad_option("primary_wait", "must be >= 0");
   return std::nullopt;
 }
 

@@ -1,6 +1,8 @@
 #include "cli_options.hpp"
 
+#include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "config_file.hpp"
@@ -19,7 +21,8 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
         "--tls-key", "--tls-ca"}},
       {"query",
        {"--config", "--node", "--log-level", "--log-file", "--json", "--all", "--healthy",
-        "--node ID", "--timeout", "--remote", "--tls-cert", "--tls-key", "--tls-ca"}},
+        "--node ID", "--timeout", "--target", "--max-lag", "--after", "--remote", "--tls-cert",
+        "--tls-key", "--tls-ca"}},
       {"watch",
        {"--config", "--node", "--log-level", "--log-file", "--once", "--color", "--remote",
         "--tls-cert", "--tls-key", "--tls-ca"}},
@@ -33,9 +36,22 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
 
 bool takes_value(const std::string& name) {
   static const std::set<std::string> with_value{
-      "--config", "--node",   "--log-level", "--log-file", "--timeout",
-      "--remote", "--listen", "--tls-cert",  "--tls-key",  "--tls-ca"};
+      "--config", "--node",   "--log-level", "--log-file", "--timeout", "--target", "--max-lag",
+      "--after",  "--remote", "--listen",    "--tls-cert", "--tls-key", "--tls-ca"};
   return with_value.count(name) != 0;
+}
+
+/// "16MB", "512kB", "4096B" (units of 1024, as PostgreSQL's); nullopt otherwise.
+std::optional<std::int64_t> parse_byte_size(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
+  if (digits == 0 || digits > 12) return std::nullopt;
+  static const std::map<std::string, std::int64_t> units{
+      {"B", 1}, {"kB", 1024}, {"KB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024}};
+  auto unit = units.find(text.substr(digits));
+  if (unit == units.end()) return std::nullopt;
+  return std::stoll(text.substr(0, digits)) * unit->second;
 }
 
 const std::set<std::string> log_levels{"trace", "debug",    "info", "warn",
@@ -123,6 +139,32 @@ cli_options parse_command_line(int argc, const char* const* argv) {
                             "\" (e.g. 500ms, 5s, 2m; plain numbers are milliseconds)"};
         o.timeout = *d;
         given.push_back(name);
+      } else if (name == "--target") {
+        auto t = parse_target(*value);
+        if (!t)
+          throw usage_error{"--target: unknown target \"" + *value +
+                            "\" (primary, standby, prefer-standby, any)"};
+        o.routing.to = *t;
+        given.push_back(name);
+      } else if (name == "--max-lag") {
+        if (auto bytes = parse_byte_size(*value)) {
+          o.routing.max_lag_bytes = *bytes;
+        } else if (auto d = parse_duration(*value);
+                   d && !value->empty() &&
+                   !std::isdigit(static_cast<unsigned char>(value->back()))) {
+          o.routing.max_lag = *d;
+        } else {
+          throw usage_error{"--max-lag: invalid lag \"" + *value +
+                            "\" (bytes as 16MB, 512kB, 4096B or a time as 2s, 500ms)"};
+        }
+        given.push_back(name);
+      } else if (name == "--after") {
+        try {
+          o.routing.after = lsn::parse(*value);
+        } catch (const error& e) {
+          throw usage_error{std::string{"--after: "} + e.what()};
+        }
+        given.push_back(name);
       } else if (name == "--remote" || name == "--listen") {
         auto& slot = name == "--remote" ? o.remote : o.listen;
         if (slot) throw usage_error{name + " given twice"};
@@ -209,9 +251,19 @@ cli_options parse_command_line(int argc, const char* const* argv) {
     throw usage_error{"pgcm serve: missing --listen HOST:PORT"};
   if (o.command == "query") {
     int targets = 0;
-    for (auto& g : given)
-      if (g == "--all" || g == "--healthy" || g == "--node ID") ++targets;
-    if (targets > 1) throw usage_error{"--node ID, --all and --healthy exclude each other"};
+    bool target_seen = false;
+    bool route_bounds = false;
+    for (auto& g : given) {
+      if (g == "--all" || g == "--healthy" || g == "--node ID" || g == "--target") ++targets;
+      target_seen = target_seen || g == "--target";
+      route_bounds = route_bounds || g == "--max-lag" || g == "--after";
+    }
+    if (targets > 1)
+      throw usage_error{"--node ID, --all, --healthy and --target exclude each other"};
+    if (route_bounds && !target_seen)
+      throw usage_error{"--max-lag and --after need --target (primary, standby, prefer-standby, "
+                        "any)"};
+    if (target_seen) o.target = query_target::routed;
     if (!sql_seen)
       throw usage_error{"pgcm query: missing SQL (pgcm query [--node ID | --all | --healthy] SQL "
                         "[PARAM...])"};
@@ -252,9 +304,11 @@ std::string help_text(const std::string& command) {
            "  --json                   print JSON instead of a table\n\n" +
            nodes + "\n" + common + "\n" + exits;
   if (command == "query")
-    return "Usage: pgcm query [--node ID | --all | --healthy] [options] SQL [PARAM...]\n\n"
-           "Runs SQL on one node, on every node (--all, the default) or on the healthy ones,\n"
-           "and prints one aligned table per node (like psql). PARAMs fill $1, $2, ... and\n"
+    return "Usage: pgcm query [--node ID | --all | --healthy | --target T] [options] SQL "
+           "[PARAM...]\n\n"
+           "Runs SQL on one node, on every node (--all, the default), on the healthy ones or\n"
+           "on one node chosen by --target, and prints one aligned table per node (like\n"
+           "psql), headed by the node that answered. PARAMs fill $1, $2, ... and\n"
            "are sent separately from the SQL; \\N stands for NULL. Options go before SQL;\n"
            "everything after SQL is a parameter. A node that fails shows its error; the exit\n"
            "code is then 1.\n\n"
@@ -262,6 +316,11 @@ std::string help_text(const std::string& command) {
            "  --node ID                the node to query\n"
            "  --all                    every node (default)\n"
            "  --healthy                the nodes whose health is healthy\n"
+           "  --target T               one node by role: primary, standby, prefer-standby, any\n"
+           "  --max-lag LAG            with --target: leave out standbys further behind\n"
+           "                           (bytes: 16MB, 512kB; time: 2s, 500ms; both may be given)\n"
+           "  --after LSN              with --target: only nodes that replayed this WAL\n"
+           "                           position (e.g. 16/B374D848) or the primary\n"
            "  --timeout DURATION       per-query deadline (e.g. 500ms, 5s; default: the\n"
            "                           manager's query_timeout)\n"
            "  --json                   print JSON instead of tables\n\n" +

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "pgcm/routing.hpp"
+
 namespace pgcm::cli {
 
 /// A bad command line: exit code 2, the message names the flag.
@@ -20,6 +22,7 @@ enum class query_target {
   all,     ///< --all (default): every node
   healthy, ///< --healthy: nodes whose health is healthy
   node,    ///< --node ID: one node
+  routed,  ///< --target T: one node chosen by a route (--max-lag, --after)
 };
 
 enum class color_mode { automatic, always, never };
@@ -44,6 +47,8 @@ struct cli_options {
   // query
   query_target target = query_target::all;
   std::string target_node;
+  /// With query_target::routed.
+  route routing;
   std::optional<std::chrono::milliseconds> timeout;
   std::string sql;
   std::vector<std::string> params;

@@ -7,6 +7,24 @@ namespace pgcm::cli {
 
 using namespace std::chrono;
 
+std::string format_lag(const health_status& h) {
+  if (h.role != node_role::standby || !h.lag_bytes) return "-";
+  char buf[64];
+  auto b = static_cast<double>(*h.lag_bytes);
+  if (*h.lag_bytes < 1024)
+    std::snprintf(buf, sizeof(buf), "%lld B", static_cast<long long>(*h.lag_bytes));
+  else if (*h.lag_bytes < 1024 * 1024)
+    std::snprintf(buf, sizeof(buf), "%.1f kB", b / 1024);
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f MB", b / (1024 * 1024));
+  std::string out = buf;
+  if (h.lag && h.lag->count() > 0) {
+    std::snprintf(buf, sizeof(buf), " / %.1f s", static_cast<double>(h.lag->count()) / 1000.0);
+    out += buf;
+  }
+  return out;
+}
+
 std::string format_latency(microseconds d) {
   char buf[32];
   auto us = d.count();

@@ -16,16 +16,27 @@ namespace {
 
 void print_table(const std::vector<node_info>& nodes) {
   text_table t;
-  t.headers = {"node",       "role", "status",  "latency",   "failures",
-               "pool total", "idle", "waiting", "last error"};
-  t.right_align = {false, false, false, true, true, true, true, true, false};
+  t.headers = {"node",
+               "role",
+               "status",
+               "timeline",
+               "lag",
+               "latency",
+               "failures",
+               "pool total",
+               "idle",
+               "waiting",
+               "last error / conflict"};
+  t.right_align = {false, false, false, true, true, true, true, true, true, true, false};
   for (auto& n : nodes) {
     auto& h = n.health;
-    t.rows.push_back({n.id, to_string(h.role), to_string(h.status), format_latency(h.latency),
-                      std::to_string(h.consecutive_failures),
-                      std::to_string(n.pool.total_connections),
-                      std::to_string(n.pool.idle_connections),
-                      std::to_string(n.pool.waiting_requests), h.last_error});
+    std::optional<std::string> note = h.last_error;
+    if (h.conflict) note = "conflict: " + *h.conflict + (note ? "; " + *note : "");
+    t.rows.push_back(
+        {n.id, to_string(h.role), to_string(h.status),
+         h.timeline ? std::to_string(h.timeline) : "-", format_lag(h), format_latency(h.latency),
+         std::to_string(h.consecutive_failures), std::to_string(n.pool.total_connections),
+         std::to_string(n.pool.idle_connections), std::to_string(n.pool.waiting_requests), note});
   }
   std::cout << render(t);
 }
@@ -45,6 +56,32 @@ void print_json(const std::vector<node_info>& nodes) {
     j.key("user").value(n.config.user);
     j.key("role").value(to_string(h.role));
     j.key("status").value(to_string(h.status));
+    j.key("timeline").value(static_cast<std::int64_t>(h.timeline));
+    j.key("system_identifier");
+    if (h.system_identifier)
+      j.value(std::to_string(h.system_identifier));
+    else
+      j.null();
+    auto pos = [&](const char* key, const std::optional<lsn>& x) {
+      j.key(key);
+      if (x)
+        j.value(x->to_string());
+      else
+        j.null();
+    };
+    pos("wal_lsn", h.wal_lsn);
+    pos("receive_lsn", h.receive_lsn);
+    j.key("lag_bytes");
+    if (h.lag_bytes)
+      j.value(*h.lag_bytes);
+    else
+      j.null();
+    j.key("lag_ms");
+    if (h.lag)
+      j.value(static_cast<std::int64_t>(h.lag->count()));
+    else
+      j.null();
+    j.key("conflict").value(h.conflict);
     j.key("latency_us").value(static_cast<std::int64_t>(h.latency.count()));
     j.key("consecutive_failures").value(static_cast<std::int64_t>(h.consecutive_failures));
     j.key("last_error").value(h.last_error);

@@ -179,6 +179,19 @@ int run_query(const cli_options& opts) {
     results.push_back(std::move(r));
     break;
   }
+  case query_target::routed: {
+    node_result_set r;
+    try {
+      r.data = mgr->query(opts.routing, opts.sql, params, opts.timeout);
+      r.node_id = r.data.node_id();
+      r.success = true;
+    } catch (const error& e) {
+      r.node_id = "target " + to_string(opts.routing.to);
+      r.error = e.info();
+    }
+    results.push_back(std::move(r));
+    break;
+  }
   case query_target::all:
     results = mgr->query_all(opts.sql, params, opts.timeout);
     break;
@@ -189,7 +202,7 @@ int run_query(const cli_options& opts) {
   if (opts.json)
     print_json(results);
   else
-    print_text(results, opts.target != query_target::node);
+    print_text(results, opts.target != query_target::node); // routed: names the node
   if (results.empty()) {
     std::cerr << "pgcm: no " << (opts.target == query_target::healthy ? "healthy " : "")
               << "node to query\n";

@@ -110,6 +110,7 @@ std::string pool_gauge(const pool_stats& p, int max, bool unicode, std::size_t c
 }
 
 std::string last_error_of(const node_state& n) {
+  if (n.info.health.conflict) return "conflict: " + *n.info.health.conflict;
   if (n.info.health.last_error) return *n.info.health.last_error;
   if (n.disconnect_error) return n.disconnect_error->message;
   return "-";
@@ -138,6 +139,10 @@ void node_block(std::vector<std::string>& out, const node_state& n, std::size_t 
       l.add(c.ssl.enabled ? (c.ssl.reject_unauthorized ? "  tls verify" : "  tls") : "", dim);
     }
     l.add("  checked " + format_age(h.last_check, m.now), dim);
+    if (h.timeline) l.add("  timeline " + std::to_string(h.timeline), dim);
+    if (h.role == node_role::standby && h.lag_bytes)
+      l.add("  lag " + format_lag(h), *h.lag_bytes > 0 ? yellow : dim);
+    if (h.conflict) l.add("  CONFLICT", bold_red);
     out.push_back(l.str());
   }
   {

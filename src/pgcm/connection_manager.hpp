@@ -128,6 +128,19 @@ public:
   /// Runs `sql` on every node in parallel; one entry per node, in the order
   /// the nodes were added. A node failing or timing out yields its own error
   /// entry and never fails or delays the others beyond the timeout.
+  /// Runs `sql` on a node chosen by `r` (README, Routing): a standby fresh
+  /// enough for the route, the primary, or any. Throws no_eligible_node
+  /// (naming, per node, why it was not eligible) or split_brain when none
+  /// fits; `result_set::node_id()` names the node that answered.
+  result_set query(const route& r, const std::string& sql, std::vector<param> params = {},
+                   std::optional<milliseconds> timeout = std::nullopt);
+
+  template <class T>
+  std::vector<T> query(const route& r, const std::string& sql, std::vector<param> params = {},
+                       std::optional<milliseconds> timeout = std::nullopt) {
+    return map_rows<T>(query(r, sql, std::move(params), timeout));
+  }
+
   std::vector<node_result_set> query_all(const std::string& sql, std::vector<param> params = {},
                                          std::optional<milliseconds> timeout = std::nullopt);
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "pgcm/error.hpp"
+#include "pgcm/routing.hpp"
 
 #include <charconv>
 #include <cstddef>
@@ -309,6 +310,11 @@ public:
     std::uint64_t rows = 0;
     std::int64_t affected_rows = -1;
     std::string command;
+    /// The node that answered (not part of equality).
+    std::string node_id;
+    /// With route::want_lsn on the primary: a WAL position at or after the
+    /// statement's commit; 0 = none (not part of equality).
+    std::uint64_t commit_lsn = 0;
 
     /// True if the invariants above hold. Check this after filling a storage by other means
     /// than the result_set builder (e.g. deserialization): the accessors rely on them.
@@ -364,6 +370,10 @@ public:
   void set_affected_rows(std::int64_t n) noexcept { store_.affected_rows = n; }
   /// Sets `command()`.
   void set_command(std::string tag) noexcept { store_.command = std::move(tag); }
+  /// Sets `node_id()`.
+  void set_node_id(std::string id) noexcept { store_.node_id = std::move(id); }
+  /// Sets `commit_lsn()`.
+  void set_commit_lsn(lsn pos) noexcept { store_.commit_lsn = pos.value; }
 
   // -- access --
 
@@ -404,6 +414,14 @@ public:
   std::int64_t affected_rows() const noexcept { return store_.affected_rows; }
   /// The command tag, e.g. "SELECT 1" or "INSERT 0 3"; empty if unknown.
   const std::string& command() const noexcept { return store_.command; }
+  /// The node that answered (every query through a manager sets it).
+  const std::string& node_id() const noexcept { return store_.node_id; }
+  /// With route::want_lsn on the primary: a WAL position at or after this
+  /// statement's commit (the read-your-writes token); otherwise nullopt.
+  std::optional<lsn> commit_lsn() const noexcept {
+    if (store_.commit_lsn == 0) return std::nullopt;
+    return lsn{store_.commit_lsn};
+  }
 
   /// The representation (for serializers). Whoever modifies it must keep it consistent.
   storage& raw() noexcept { return store_; }

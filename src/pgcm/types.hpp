@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pgcm/error.hpp"
+#include "pgcm/routing.hpp"
 
 namespace pgcm {
 
@@ -35,6 +36,14 @@ struct manager_options {
   /// failure (with jitter) up to `reconnect_backoff_max`.
   milliseconds reconnect_backoff_initial{100};
   milliseconds reconnect_backoff_max{10000};
+  /// Consecutive successful probes that turn an unhealthy node healthy again
+  /// (a node never probed before turns healthy on its first success).
+  int healthy_threshold = 1;
+  /// Probe interval while a node is unhealthy.
+  milliseconds unhealthy_check_interval{1000};
+  /// How long a `target::primary` request waits for a primary to appear
+  /// (during a failover) before `no_eligible_node`.
+  milliseconds primary_wait{0};
 
   /// The probe deadline actually used.
   milliseconds effective_health_check_timeout() const {
@@ -111,6 +120,19 @@ struct health_status {
   /// When the last probe finished (system clock); epoch if never.
   std::chrono::system_clock::time_point last_check{};
   node_role role = node_role::unknown;
+  /// Primary: its current timeline; standby: the one it receives and replays. 0 = unknown.
+  std::uint32_t timeline = 0;
+  /// The cluster the node belongs to (`pg_control_system()`); 0 = unknown.
+  std::uint64_t system_identifier = 0;
+  /// Primary: its current WAL position; standby: the last one it replayed.
+  std::optional<lsn> wal_lsn;
+  /// Standby: the last WAL position it received.
+  std::optional<lsn> receive_lsn;
+  /// Standby: how far it is behind the primary (0 when caught up; README, Routing).
+  std::optional<std::int64_t> lag_bytes;
+  std::optional<milliseconds> lag;
+  /// Why the node is kept out of routing: split brain, another cluster's system identifier.
+  std::optional<std::string> conflict;
 };
 
 bool operator==(const health_status& x, const health_status& y);
@@ -158,6 +180,7 @@ enum class event : std::uint8_t {
   node_added,        ///< `add_node` / `initialize` added the node
   node_removed,      ///< the node was removed (or the manager shut down)
   pool_stats,        ///< pool counts changed (`stats` set); a few per second at most
+  node_role, ///< role, timeline or conflict changed (`health` set); also the first known role
 };
 
 std::string to_string(event x);

@@ -17,7 +17,12 @@ usage_error json_on_watch '--json is not supported by pgcm watch' watch --json -
 usage_error once_on_health '--once is not supported by pgcm health' health --once
 usage_error node_on_demo '--node ID=CONNINFO is not supported by pgcm demo' demo --node a=host=x
 usage_error no_sql 'pgcm query: missing SQL' query --node a=host=x
-usage_error two_targets '--node ID, --all and --healthy exclude each other' query --all --healthy 'SELECT 1'
+usage_error two_targets '--node ID, --all, --healthy and --target exclude each other' query --all --healthy 'SELECT 1'
+usage_error target_and_node '--node ID, --all, --healthy and --target exclude each other' query --target any --node n1 'SELECT 1'
+usage_error bad_target '--target: unknown target "master" \(primary, standby, prefer-standby, any\)' query --target master 'SELECT 1'
+usage_error bad_max_lag '--max-lag: invalid lag "16" \(bytes as 16MB' query --target standby --max-lag 16 'SELECT 1'
+usage_error lag_without_target '--max-lag and --after need --target' query --max-lag 2s 'SELECT 1'
+usage_error bad_after '--after: invalid WAL position "16-B3"' query --target standby --after 16-B3 'SELECT 1'
 usage_error bad_timeout '--timeout: invalid duration "soon"' query --timeout soon 'SELECT 1'
 usage_error bad_level '--log-level: unknown level "loud"' health --log-level loud
 PGCM_LOG_LEVEL=loud usage_error bad_env_level 'PGCM_LOG_LEVEL="loud" is not a log level \(valid: trace, debug' health

@@ -4,13 +4,13 @@
 source "$(dirname "$0")/lib.sh"
 
 run health 0 "$PGCM" --config "$CONFIG" health
-expect health out '^ +node +\| +role +\| status +\| latency +\| failures +\| pool total +\| idle +\| waiting +\| last error' \
-  '^ node0 +\| primary +\| healthy +\| +[0-9.]+ m?s +\| +0 \|' \
+expect health out '^ +node +\| +role +\| status +\| timeline \| +lag +\| latency +\| failures +\| pool total +\| idle +\| waiting +\| last error / conflict' \
+  '^ node0 +\| primary +\| healthy +\| +1 \| +- \| +[0-9.]+ m?s +\| +0 \|' \
   '^ node1 +\| standby +\| healthy ' '^ node2 +\| standby +\| healthy ' '^\(3 rows\)$'
 no_password health
 
 run health_json 0 "$PGCM" --config "$CONFIG" health --json
-json_check health_json "d['total'] == 3 and d['healthy'] == 3 and [n['id'] for n in d['nodes']] == ['node0','node1','node2'] and d['nodes'][0]['role'] == 'primary' and all(n['status'] == 'healthy' and n['consecutive_failures'] == 0 and n['latency_us'] > 0 and n['pool']['total_connections'] >= 1 for n in d['nodes']) and d['nodes'][1]['role'] == 'standby'"
+json_check health_json "d['total'] == 3 and d['healthy'] == 3 and [n['id'] for n in d['nodes']] == ['node0','node1','node2'] and d['nodes'][0]['role'] == 'primary' and all(n['status'] == 'healthy' and n['consecutive_failures'] == 0 and n['latency_us'] > 0 and n['pool']['total_connections'] >= 1 for n in d['nodes']) and d['nodes'][1]['role'] == 'standby' and all(n['timeline'] == 1 and n['wal_lsn'] and n['conflict'] is None for n in d['nodes']) and len({n['system_identifier'] for n in d['nodes']}) == 1 and d['nodes'][1]['lag_bytes'] is not None and d['nodes'][0]['receive_lsn'] is None"
 no_password health_json
 
 # Nodes on the command line; libpq's PGPASSWORD supplies the password.

@@ -25,6 +25,18 @@ expect ddl out '^CREATE TABLE$'
 run sqlerr 1 "$PGCM" --config "$CONFIG" query --node node1 'SELECT * FROM no_such_table'
 expect sqlerr out 'error \(query_failed\): .*no_such_table.*\[SQLSTATE 42P01\]'
 
+# Routed: --target picks the node by role; the output names it.
+run routed_primary 0 "$PGCM" --config "$CONFIG" query --target primary 'SELECT pg_is_in_recovery() AS standby'
+expect routed_primary out '^\[node0\]$' '^ f$'
+run routed_standby 0 "$PGCM" --config "$CONFIG" query --target standby --max-lag 16MB --max-lag 30s \
+  --after 0/1 'SELECT pg_is_in_recovery() AS standby'
+expect routed_standby out '^\[node[12]\]$' '^ t$'
+run routed_json 0 "$PGCM" --config "$CONFIG" query --json --target prefer-standby 'SELECT 1 AS n'
+json_check routed_json "d['ok'] and len(d['results']) == 1 and d['results'][0]['node'] in ('node1', 'node2')"
+# A token no node has replayed: a standby-only route has no node, and says why per node.
+run routed_none 1 "$PGCM" --config "$CONFIG" query --target standby --after FFFFFFFF/0 'SELECT 1'
+expect routed_none out 'error \(no_eligible_node\): no eligible node for target standby: node0: primary; node1: replayed'
+
 run json 0 "$PGCM" --config "$CONFIG" query --json --all 'SELECT 7 AS n, true AS b, $1::text AS s, NULL::int AS z' 'x"y'
 json_check json "d['ok'] and [r['node'] for r in d['results']] == ['node0','node1','node2'] and all(r['success'] and r['rows'] == [[7, True, 'x\"y', None]] and [c['name'] for c in r['columns']] == ['n','b','s','z'] for r in d['results'])"
 

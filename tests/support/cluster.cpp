@@ -174,6 +174,11 @@ void cluster::promote(const std::string& node) {
   run_script("promote " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " + shell_quote(node));
 }
 
+void cluster::rebuild_node(const std::string& node, const std::string& primary) {
+  run_script("rebuild-node " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " +
+             shell_quote(node) + " " + shell_quote(primary));
+}
+
 std::string cluster::admin_sql(const std::string& node, const std::string& sql) {
   return trim(run_script("psql " + shell_quote(required("PGCM_TEST_CLUSTER_DIR")) + " " +
                          shell_quote(node) + " -XAtq -v ON_ERROR_STOP=1 -c " + shell_quote(sql)));

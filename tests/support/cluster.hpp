@@ -29,6 +29,8 @@ public:
   void stop_node(const std::string& node, const std::string& mode = "fast");
   void start_node(const std::string& node); // same port; waits until it accepts connections
   void promote(const std::string& node);    // waits until pg_is_in_recovery() is false
+  // `node` anew as a standby of `primary` (base backup), streaming when this returns.
+  void rebuild_node(const std::string& node, const std::string& primary);
 
   // Runs SQL as the admin superuser on the node (psql -XAtq -c SQL via the
   // script, database PGCM_TEST_DB), returns trimmed stdout; throws on non-zero exit.

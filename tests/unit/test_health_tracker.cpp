@@ -74,3 +74,34 @@ BOOST_AUTO_TEST_CASE(recovers_on_one_success_and_reports_role_changes) {
   BOOST_CHECK(h.on_success(microseconds{1}, node_role::primary, t0));
   BOOST_CHECK(h.status().role == node_role::primary);
 }
+
+BOOST_AUTO_TEST_CASE(healthy_threshold_successes_bring_an_unhealthy_node_back) {
+  health_tracker h{1, 3};
+  BOOST_CHECK(h.on_success(microseconds{100}, node_role::primary, t0)); // first: healthy at once
+  BOOST_CHECK(h.on_failure("down", t0));
+  BOOST_CHECK(h.status().status == health_state::unhealthy);
+  BOOST_CHECK(!h.on_success(microseconds{100}, node_role::primary, t0));
+  BOOST_CHECK(!h.on_success(microseconds{100}, node_role::primary, t0));
+  BOOST_CHECK(h.status().status == health_state::unhealthy);
+  BOOST_CHECK(h.status().last_error == std::optional<std::string>{"down"});
+  BOOST_CHECK_EQUAL(h.status().consecutive_failures, 0);
+  // A failure in between starts the count over.
+  h.on_failure("again", t0);
+  BOOST_CHECK(!h.on_success(microseconds{100}, node_role::primary, t0));
+  BOOST_CHECK(!h.on_success(microseconds{100}, node_role::primary, t0));
+  BOOST_CHECK(h.on_success(microseconds{100}, node_role::primary, t0));
+  BOOST_CHECK(h.status().status == health_state::healthy);
+  BOOST_CHECK(!h.status().last_error);
+}
+
+BOOST_AUTO_TEST_CASE(replication_facts_keep_what_a_probe_did_not_ask) {
+  health_tracker h{3};
+  h.on_success(microseconds{100}, node_role::standby, t0);
+  BOOST_CHECK(h.on_facts(1, 42, lsn{100}, lsn{120}));
+  BOOST_CHECK(!h.on_facts(1, 0, lsn{150}, std::nullopt)); // no system identifier asked
+  BOOST_CHECK_EQUAL(h.status().system_identifier, 42u);
+  BOOST_CHECK(h.status().wal_lsn == std::optional<lsn>{lsn{150}});
+  BOOST_CHECK(!h.status().receive_lsn);
+  BOOST_CHECK(h.on_facts(2, 0, lsn{160}, lsn{160})); // a new timeline
+  BOOST_CHECK_EQUAL(h.status().timeline, 2u);
+}
