@@ -1,6 +1,7 @@
 #include "pgcm/actors/cluster_manager.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -43,6 +44,8 @@ struct fan_out {
   bool done = false;
 };
 
+caf::error shutting_down_error();
+
 struct manager_data {
   static inline const char* name = "pgcm.core.cluster_manager"; // see src/inline_unit.hpp
   manager_options opts;
@@ -58,7 +61,38 @@ struct manager_data {
   std::vector<event_subscriber_actor> subscribers;
   bool shutting_down = false;
   std::vector<caf::typed_response_promise<ok_atom>> shutdown_waiters;
+  // Replies owed once a node answers (get_nodes, get_node, remove_node),
+  // each answering its requester with shutting_down if called: the manager
+  // may quit first, and its pending requests' handlers then never run.
+  std::unordered_map<std::uint64_t, std::function<void()>> owed;
+  std::uint64_t next_owed = 0;
+
+  ~manager_data() {
+    // Exactly one answer per request, even when the manager ends first
+    // (threading.md I9).
+    for (auto& kv : fan_outs)
+      if (!kv.second->done) {
+        kv.second->done = true;
+        kv.second->rp.deliver(shutting_down_error());
+      }
+    for (auto& kv : owed)
+      kv.second();
+  }
 };
+
+/// Registers a reply the manager owes (answered with shutting_down by
+/// ~manager_data unless `*given`); erase the key from `owed` once given.
+template <class T>
+std::uint64_t owe(manager_data& st, caf::typed_response_promise<T> rp,
+                  std::shared_ptr<bool> given) {
+  auto key = ++st.next_owed;
+  st.owed.emplace(key, [rp, given]() mutable {
+    if (*given) return;
+    *given = true;
+    rp.deliver(shutting_down_error());
+  });
+  return key;
+}
 
 using self_ptr = manager_actor::stateful_pointer<manager_data>;
 
@@ -244,17 +278,24 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         remove_from_order(st, id);
         self->demonitor(sup.address());
         auto grace = st.opts.shutdown_timeout;
+        auto given = std::make_shared<bool>(false);
+        auto key = owe(st, rp, given);
+        auto removed = [=]() mutable {
+          broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+          if (*given) return;
+          *given = true;
+          self->state.owed.erase(key);
+          rp.deliver(ok_atom::value);
+        };
         self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
             .then(
                 [=](ok_atom) mutable {
                   log::info("node {}: removed", id);
-                  broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-                  rp.deliver(ok_atom::value);
+                  removed();
                 },
                 [=](caf::error&) mutable {
                   self->send_exit(sup, caf::exit_reason::kill);
-                  broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-                  rp.deliver(ok_atom::value);
+                  removed();
                 });
         return rp;
       },
@@ -334,9 +375,14 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           rp.deliver(std::move(g->out));
           return rp;
         }
+        auto given = std::make_shared<bool>(false);
+        auto key = owe(st, rp, given);
         for (std::size_t i = 0; i < st.order.size(); ++i) {
           auto done = [=]() mutable {
-            if (--g->remaining == 0) rp.deliver(std::move(g->out));
+            if (--g->remaining != 0 || *given) return;
+            *given = true;
+            self->state.owed.erase(key);
+            rp.deliver(std::move(g->out));
           };
           self->request(st.nodes.at(st.order[i]).supervisor, seconds{1}, caf::get_atom::value)
               .then(
@@ -357,9 +403,17 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           return rp;
         }
         auto cached = info_of(id, it->second);
+        auto given = std::make_shared<bool>(false);
+        auto key = owe(st, rp, given);
+        auto answer = [=](node_info info) mutable {
+          if (*given) return;
+          *given = true;
+          self->state.owed.erase(key);
+          rp.deliver(std::move(info));
+        };
         self->request(it->second.supervisor, seconds{1}, caf::get_atom::value)
-            .then([=](node_info& live) mutable { rp.deliver(std::move(live)); },
-                  [=](caf::error&) mutable { rp.deliver(cached); });
+            .then([=](node_info& live) mutable { answer(std::move(live)); },
+                  [=](caf::error&) mutable { answer(cached); });
         return rp;
       },
       [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {

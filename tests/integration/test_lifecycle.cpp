@@ -34,6 +34,7 @@
 #include <pgcm/messages/protocol.hpp>
 
 #include "fixture.hpp"
+#include "shutdown_race.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgcm;
@@ -711,6 +712,12 @@ BOOST_AUTO_TEST_CASE(shutdown_with_every_node_down_or_hung) {
   start = std::chrono::steady_clock::now();
   mgr.reset(); // the destructor does not hang either
   BOOST_CHECK_LT(test::ms_since(start), shutdown_bound(opts));
+}
+
+BOOST_AUTO_TEST_CASE(many_threads_calling_while_shutdown_runs) {
+  connection_manager mgr{test::fast_options()};
+  mgr.initialize(test::all_nodes());
+  test::calls_during_shutdown(mgr);
 }
 
 BOOST_AUTO_TEST_CASE(destructor_without_shutdown) {
