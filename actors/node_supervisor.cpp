@@ -215,6 +215,10 @@ void spawn_worker(self_ptr self) {
   auto counters = wc.counters;
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
+  // Linked too: a supervisor that dies abnormally takes its workers (and
+  // their connections) with it before the manager starts a new one. Their
+  // exits reach the exit handler, which ignores them (down messages count).
+  self->link_to(handle);
   st.workers.push_back(
       slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, std::move(counters), false});
 }
@@ -638,7 +642,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
   st.stats.node_id = st.node_id;
   st.needs_dns = !is_literal_address(st.cfg.host);
   self->set_exit_handler([](const caf::exit_msg&) {
-    // Linked probe exits are handled through down messages; never die of them.
+    // Linked probe and worker exits are handled through down messages; never die of them.
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
