@@ -10,6 +10,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core_actor.hpp"
 #include "log.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/node_supervisor.hpp"
@@ -47,7 +48,7 @@ struct fan_out {
 caf::error shutting_down_error();
 
 struct manager_data {
-  static inline const char* name = "pgcm.core.cluster_manager"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.cluster_manager"; // a name only (logs)
   manager_options opts;
   // Fan-outs waiting for nodes. Their guard against a lost node answer is
   // one sweep timer for all of them, not a CAF request timeout per node
@@ -94,7 +95,8 @@ std::uint64_t owe(manager_data& st, caf::typed_response_promise<T> rp,
   return key;
 }
 
-using self_ptr = manager_actor::stateful_pointer<manager_data>;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<manager_actor, manager_data>;
 
 caf::error not_found(const std::string& id) {
   return make_error(errc::node_not_found, "node \"" + id + "\" not found");

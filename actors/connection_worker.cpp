@@ -11,6 +11,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core_actor.hpp"
 #include "inline_unit.hpp"
 #include "log.hpp"
 #include "pgcm/messages/error.hpp"
@@ -47,7 +48,7 @@ struct inflight {
 };
 
 struct worker_data {
-  static inline const char* name = "pgcm.core.connection_worker"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.connection_worker"; // a name only (logs)
   worker_config cfg;
   worker_owner_actor owner;
   std::unique_ptr<detail::pq_connection> conn;
@@ -123,7 +124,8 @@ struct worker_data {
   }
 };
 
-using self_ptr = connection_worker_actor::stateful_pointer<worker_data>;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<connection_worker_actor, worker_data>;
 
 const char* state_name(worker_state s) {
   switch (s) {

@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core_actor.hpp"
 #include "health_tracker.hpp"
 #include "log.hpp"
 #include "pgcm/actors/connection_worker.hpp"
@@ -55,7 +56,7 @@ struct waiting_request {
 };
 
 struct supervisor_data {
-  static inline const char* name = "pgcm.core.node_supervisor"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.node_supervisor"; // a name only (logs)
   std::string node_id;
   node_config cfg;
   manager_options opts;
@@ -108,7 +109,8 @@ struct supervisor_data {
   }
 };
 
-using self_ptr = node_supervisor_actor::stateful_pointer<supervisor_data>;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<node_supervisor_actor, supervisor_data>;
 
 std::string node_prefix(const supervisor_data& st) {
   return "node " + st.node_id;

@@ -1,6 +1,6 @@
 #include "inline_unit.hpp"
 
-#include <cstring>
+#include "core_actor.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/resumable.hpp>
@@ -20,12 +20,9 @@ inline_unit::~inline_unit() {
 
 namespace {
 
-/// pgcm's core actors name themselves "pgcm.core.<role>" (their state's
-/// `name`).
+/// Only actors spawned with the core_actor marker run here.
 bool runs_inline(caf::resumable* job) {
-  constexpr char prefix[] = "pgcm.core.";
-  auto a = dynamic_cast<caf::scheduled_actor*>(job);
-  return a != nullptr && std::strncmp(a->name(), prefix, sizeof(prefix) - 1) == 0;
+  return dynamic_cast<inline_capable*>(job) != nullptr;
 }
 
 } // namespace

@@ -11,7 +11,7 @@
 // scheduler.
 //
 // Only pgcm's core actors run here (manager, node supervisors, connection
-// workers, health probes: their state's name starts with "pgcm.core."): they
+// workers, health probes: spawned with the core_actor marker): they
 // never block and run no application code. An application's actors (a
 // requester receiving its answer, an event subscriber, the state store with
 // its change callback) still run on the scheduler's threads, so code that
