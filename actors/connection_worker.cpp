@@ -11,6 +11,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "assert.hpp"
 #include "core_actor.hpp"
 #include "inline_unit.hpp"
 #include "log.hpp"
@@ -206,6 +207,7 @@ void set_state(self_ptr self, worker_state s, std::string error = {}) {
 void arm(self_ptr self, bool writable) {
   auto& st = self->state;
   st.take_back();
+  PGCM_ASSERT(!st.lend, "I8: a lent socket is never watched by the reactor too");
   int fd = st.conn->socket();
   if (fd < 0) return;
   // A socket libpq replaced (e.g. sslmode=prefer falling back to plain) was
@@ -227,6 +229,8 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
   if (unit == nullptr) return;
   auto& offer = unit->offered();
   if (!offer || offer->wake_fd < 0 || offer->lent || offer->asker != rp.source().get()) return;
+  PGCM_ASSERT(std::this_thread::get_id() == offer->waiter.load(),
+              "I6: a socket is lent only to the caller whose thread runs the worker");
   int fd = st.conn->socket();
   // The reactor stops watching it (no interest until the next arm).
   if (fd < 0 || fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false)) return;
