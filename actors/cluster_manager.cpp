@@ -232,9 +232,10 @@ void remove_from_order(manager_data& st, const std::string& id) {
   st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
 }
 
-manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts) {
+manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts,
+                                             std::shared_ptr<detail::reactor> io) {
   self->state.opts = opts;
-  self->state.io = std::make_shared<detail::reactor>(self->system());
+  self->state.io = std::move(io);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     auto& subs = st.subscribers;
@@ -495,7 +496,17 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
 
 caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_options opts) {
   if (auto problem = validate(opts)) return to_caf_error(*problem);
-  manager_actor hdl = sys.spawn(cluster_manager, opts);
+  // Started here, not in the actor: a reactor that cannot start (no file
+  // descriptor or thread left) is this call's error, not a manager that died
+  // at once and answers every request with "shutting down".
+  std::shared_ptr<detail::reactor> io;
+  try {
+    io = std::make_shared<detail::reactor>(sys);
+  } catch (const std::exception& e) {
+    return make_error(errc::connection_failed,
+                      std::string{"pgcm could not start its I/O reactor: "} + e.what());
+  }
+  manager_actor hdl = sys.spawn(cluster_manager, opts, std::move(io));
   return caf::actor_cast<manager_api_actor>(hdl);
 }
 

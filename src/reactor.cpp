@@ -37,11 +37,11 @@ struct reactor::core {
   explicit core(caf::actor_system& sys) : sys(&sys) {
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0)
-      throw std::runtime_error(std::string{"pgcm: epoll_create1 failed: "} + std::strerror(errno));
+      throw std::runtime_error(std::string{"epoll_create1 failed: "} + std::strerror(errno));
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd < 0) {
       ::close(epoll_fd);
-      throw std::runtime_error(std::string{"pgcm: eventfd failed: "} + std::strerror(errno));
+      throw std::runtime_error(std::string{"eventfd failed: "} + std::strerror(errno));
     }
     epoll_event ev{};
     ev.events = EPOLLIN;

@@ -1,16 +1,27 @@
 // docs/threading.md: a violated invariant aborts a debug build naming it
-// (PGCM_ASSERT).
+// (PGCM_ASSERT), and a reactor that cannot start is a clear error of its own.
 #define BOOST_TEST_MODULE test_threading
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
 #include <string>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "pgcm/connection_manager.hpp"
+#include "pgcm/error.hpp"
+#include "pgcm/messages/protocol.hpp"
+
 #undef NDEBUG // the asserts are under test, whatever the build type
 #include "assert.hpp"
+
+using namespace pgcm;
 
 namespace {
 
@@ -64,4 +75,35 @@ BOOST_AUTO_TEST_CASE(a_kept_invariant_does_nothing) {
   auto r = in_child([] { PGCM_ASSERT(1 + 1 == 2, "I1: arithmetic"); });
   BOOST_CHECK(!r.aborted);
   BOOST_CHECK(r.stderr_text.empty());
+}
+
+// No file descriptor left for the reactor's epoll instance: the facade says
+// so, instead of a manager that died at once and answers "shutting down".
+BOOST_AUTO_TEST_CASE(a_reactor_that_cannot_start_is_reported_as_such) {
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  caf::actor_system sys{cfg};
+  rlimit before{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+  // The lowest free descriptor becomes the limit: no new one can be made.
+  int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  BOOST_REQUIRE(probe >= 0);
+  ::close(probe);
+  rlimit tiny = before;
+  tiny.rlim_cur = static_cast<rlim_t>(probe);
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &tiny) == 0);
+  std::string what;
+  std::optional<errc> code;
+  try {
+    connection_manager mgr{sys, manager_options{}};
+  } catch (const error& e) {
+    code = e.code();
+    what = e.what();
+  }
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &before) == 0);
+  BOOST_REQUIRE(code.has_value());
+  BOOST_CHECK(*code == errc::connection_failed);
+  BOOST_TEST(what.find("could not start its I/O reactor") != std::string::npos, what);
+  BOOST_TEST(what.find("epoll_create1 failed") != std::string::npos, what);
+  BOOST_TEST(what.find("shutting down") == std::string::npos, what);
 }
