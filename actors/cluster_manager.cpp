@@ -501,7 +501,7 @@ caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_o
   // at once and answers every request with "shutting down".
   std::shared_ptr<detail::reactor> io;
   try {
-    io = std::make_shared<detail::reactor>(sys);
+    io = std::make_shared<detail::reactor>(sys, opts.effective_inline_execution());
   } catch (const std::exception& e) {
     return make_error(errc::connection_failed,
                       std::string{"pgcm could not start its I/O reactor: "} + e.what());

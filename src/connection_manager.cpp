@@ -46,6 +46,9 @@ struct facade_impl {
 
   /// Set once before any call: whether the manager is a remote one.
   bool is_remote = false;
+  /// Set once before any call: whether a call runs core actors on its own
+  /// thread and may take a socket lend (manager_options::inline_execution).
+  bool run_inline = false;
 
   // The manager: local, or a link to a remote one (replaced on reconnect).
   // manager_mtx guards the four fields below and is never held while
@@ -235,7 +238,7 @@ void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timesp
   bool timed_out = false;
   auto& self = leased->self;
   auto req = self->new_request_id(caf::message_priority::normal);
-  if (impl.is_remote) {
+  if (!impl.run_inline) { // remote, or inline execution off: the scheduler runs them
     dest->eq_impl(req, self->ctrl(), nullptr, std::forward<Ts>(xs)...);
   } else {
     // The actors this request reaches first (a node's supervisor, its
@@ -297,6 +300,7 @@ std::shared_ptr<detail::facade_impl> make_impl(caf::actor_system& sys, manager_o
   auto impl = std::make_shared<detail::facade_impl>();
   impl->opts = opts;
   impl->sys = &sys;
+  impl->run_inline = opts.effective_inline_execution();
   auto hdl = spawn_manager(sys, opts);
   if (!hdl) throw_error(hdl.error());
   impl->manager = *hdl;

@@ -27,7 +27,9 @@ namespace pgcm::detail {
 /// on that very thread (the loop then ends after the current job).
 class reactor {
 public:
-  explicit reactor(caf::actor_system& sys);
+  /// With `run_inline` false (manager_options::inline_execution off) every
+  /// actor it wakes runs on the scheduler.
+  explicit reactor(caf::actor_system& sys, bool run_inline = true);
   ~reactor();
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;

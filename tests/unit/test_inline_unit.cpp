@@ -218,3 +218,28 @@ BOOST_AUTO_TEST_CASE(socket_events_are_handled_while_every_scheduler_thread_is_b
   ::close(fds[0]);
   ::close(fds[1]);
 }
+
+// manager_options::inline_execution off (PGCM_INLINE=0): the actor the
+// reactor wakes runs on the scheduler's (only) thread, like any other.
+BOOST_AUTO_TEST_CASE(with_inline_execution_off_the_reactor_wakes_actors_on_the_scheduler) {
+  int fds[2];
+  BOOST_REQUIRE_EQUAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{config(cfg, 1)};
+    caf::scoped_actor self{sys};
+    auto app = sys.spawn(where, caf::actor{self}, caf::actor{});
+    self->send(app, 2);
+    auto scheduler_thread = reported(self, 2);
+    auto io = std::make_shared<pgcm::detail::reactor>(sys, false);
+    auto w = sys.spawn(watcher, fds[0], caf::actor{self}, io);
+    io.reset();
+    self->request(w, 10s, ping_atom::value)
+        .receive([](ping_atom) {}, [](caf::error& e) { BOOST_FAIL(to_string(e)); });
+    BOOST_REQUIRE_EQUAL(::write(fds[1], "x", 1), 1);
+    BOOST_CHECK(reported(self, 1) == scheduler_thread);
+    self->send_exit(app, caf::exit_reason::user_shutdown);
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
+}

@@ -1,5 +1,6 @@
 // docs/threading.md: a violated invariant aborts a debug build naming it
-// (PGCM_ASSERT), and a reactor that cannot start is a clear error of its own.
+// (PGCM_ASSERT), a reactor that cannot start is a clear error of its own, and
+// inline execution can be switched off.
 #define BOOST_TEST_MODULE test_threading
 #include <boost/test/unit_test.hpp>
 
@@ -106,4 +107,41 @@ BOOST_AUTO_TEST_CASE(a_reactor_that_cannot_start_is_reported_as_such) {
   BOOST_TEST(what.find("could not start its I/O reactor") != std::string::npos, what);
   BOOST_TEST(what.find("epoll_create1 failed") != std::string::npos, what);
   BOOST_TEST(what.find("shutting down") == std::string::npos, what);
+}
+
+// The switch of inline execution (docs/threading.md I10): the option, and
+// PGCM_INLINE=0 that turns it off whatever the option says.
+BOOST_AUTO_TEST_CASE(PGCM_INLINE_turns_inline_execution_off_and_is_validated) {
+  struct env_guard {
+    explicit env_guard(const char* v) { ::setenv("PGCM_INLINE", v, 1); }
+    ~env_guard() { ::unsetenv("PGCM_INLINE"); }
+  };
+  manager_options on;
+  manager_options off;
+  off.inline_execution = false;
+  BOOST_CHECK(on.effective_inline_execution());
+  BOOST_CHECK(!off.effective_inline_execution());
+  {
+    env_guard env{"0"};
+    BOOST_CHECK(!on.effective_inline_execution());
+    BOOST_CHECK(!validate(on));
+  }
+  {
+    env_guard env{"1"};
+    BOOST_CHECK(on.effective_inline_execution());
+    BOOST_CHECK(!off.effective_inline_execution()); // 1 leaves the option's value
+  }
+  {
+    env_guard env{"no"};
+    auto problem = validate(on);
+    BOOST_REQUIRE(problem.has_value());
+    BOOST_CHECK(problem->code == errc::invalid_config);
+    BOOST_TEST(problem->message.find("PGCM_INLINE=\"no\"") != std::string::npos, problem->message);
+    try {
+      connection_manager mgr{on};
+      BOOST_FAIL("the facade started with PGCM_INLINE=no");
+    } catch (const error& e) {
+      BOOST_CHECK(e.code() == errc::invalid_config);
+    }
+  }
 }
