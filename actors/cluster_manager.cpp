@@ -1,6 +1,7 @@
 #include "pgcm/actors/cluster_manager.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -9,6 +10,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core_actor.hpp"
 #include "log.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/node_supervisor.hpp"
@@ -52,8 +54,10 @@ struct pending_primary {
   std::int64_t give_up_ns = 0; // now + primary_wait, capped by the job's deadline
 };
 
+caf::error shutting_down_error();
+
 struct manager_data {
-  static inline const char* name = "pgcm.core.cluster_manager"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.cluster_manager"; // a name only (logs)
   manager_options opts;
   // Fan-outs waiting for nodes. Their guard against a lost node answer is
   // one sweep timer for all of them, not a CAF request timeout per node
@@ -71,9 +75,43 @@ struct manager_data {
   std::vector<pending_primary> waiting_for_primary;
   bool shutting_down = false;
   std::vector<caf::typed_response_promise<ok_atom>> shutdown_waiters;
+  // Replies owed once a node answers (get_nodes, get_node, remove_node),
+  // each answering its requester with shutting_down if called: the manager
+  // may quit first, and its pending requests' handlers then never run.
+  std::unordered_map<std::uint64_t, std::function<void()>> owed;
+  std::uint64_t next_owed = 0;
+
+  ~manager_data() {
+    // Exactly one answer per request, even when the manager ends first
+    // (threading.md I9).
+    for (auto& kv : fan_outs)
+      if (!kv.second->done) {
+        kv.second->done = true;
+        kv.second->rp.deliver(shutting_down_error());
+      }
+    for (auto& kv : owed)
+      kv.second();
+    for (auto& w : waiting_for_primary)
+      w.rp.deliver(shutting_down_error());
+  }
 };
 
-using self_ptr = manager_actor::stateful_pointer<manager_data>;
+/// Registers a reply the manager owes (answered with shutting_down by
+/// ~manager_data unless `*given`); erase the key from `owed` once given.
+template <class T>
+std::uint64_t owe(manager_data& st, caf::typed_response_promise<T> rp,
+                  std::shared_ptr<bool> given) {
+  auto key = ++st.next_owed;
+  st.owed.emplace(key, [rp, given]() mutable {
+    if (*given) return;
+    *given = true;
+    rp.deliver(shutting_down_error());
+  });
+  return key;
+}
+
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<manager_actor, manager_data>;
 
 caf::error not_found(const std::string& id) {
   return make_error(errc::node_not_found, "node \"" + id + "\" not found");
@@ -371,9 +409,10 @@ void remove_from_order(manager_data& st, const std::string& id) {
   st.order.erase(std::remove(st.order.begin(), st.order.end(), id), st.order.end());
 }
 
-manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts) {
+manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts,
+                                             std::shared_ptr<detail::reactor> io) {
   self->state.opts = opts;
-  self->state.io = std::make_shared<detail::reactor>(self->system());
+  self->state.io = std::move(io);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     auto& subs = st.subscribers;
@@ -421,17 +460,24 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           publish_role(self, other);
         self->demonitor(sup.address());
         auto grace = st.opts.shutdown_timeout;
+        auto given = std::make_shared<bool>(false);
+        auto key = owe(st, rp, given);
+        auto removed = [=]() mutable {
+          broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
+          if (*given) return;
+          *given = true;
+          self->state.owed.erase(key);
+          rp.deliver(ok_atom::value);
+        };
         self->request(sup, grace + guard_margin, stop_atom::value, caf::timespan{grace})
             .then(
                 [=](ok_atom) mutable {
                   log::info("node {}: removed", id);
-                  broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-                  rp.deliver(ok_atom::value);
+                  removed();
                 },
                 [=](caf::error&) mutable {
                   self->send_exit(sup, caf::exit_reason::kill);
-                  broadcast(self, node_event{event::node_removed, id, {}, {}, {}});
-                  rp.deliver(ok_atom::value);
+                  removed();
                 });
         return rp;
       },
@@ -544,9 +590,14 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           rp.deliver(std::move(g->out));
           return rp;
         }
+        auto given = std::make_shared<bool>(false);
+        auto key = owe(st, rp, given);
         for (std::size_t i = 0; i < st.order.size(); ++i) {
           auto done = [=]() mutable {
-            if (--g->remaining == 0) rp.deliver(std::move(g->out));
+            if (--g->remaining != 0 || *given) return;
+            *given = true;
+            self->state.owed.erase(key);
+            rp.deliver(std::move(g->out));
           };
           self->request(st.nodes.at(st.order[i]).supervisor, seconds{1}, caf::get_atom::value)
               .then(
@@ -568,13 +619,21 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           return rp;
         }
         auto cached = info_of(st, id, it->second);
+        auto given = std::make_shared<bool>(false);
+        auto key = owe(st, rp, given);
+        auto answer = [=](node_info info) mutable {
+          if (*given) return;
+          *given = true;
+          self->state.owed.erase(key);
+          rp.deliver(std::move(info));
+        };
         self->request(it->second.supervisor, seconds{1}, caf::get_atom::value)
             .then(
                 [=](node_info& live) mutable {
                   live.health = with_view(self->state, live.id, std::move(live.health));
-                  rp.deliver(std::move(live));
+                  answer(std::move(live));
                 },
-                [=](caf::error&) mutable { rp.deliver(cached); });
+                [=](caf::error&) mutable { answer(cached); });
         return rp;
       },
       [=](subscribe_atom, event_subscriber_actor& sub) -> ok_atom {
@@ -657,7 +716,17 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
 
 caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_options opts) {
   if (auto problem = validate(opts)) return to_caf_error(*problem);
-  manager_actor hdl = sys.spawn(cluster_manager, opts);
+  // Started here, not in the actor: a reactor that cannot start (no file
+  // descriptor or thread left) is this call's error, not a manager that died
+  // at once and answers every request with "shutting down".
+  std::shared_ptr<detail::reactor> io;
+  try {
+    io = std::make_shared<detail::reactor>(sys, opts.effective_inline_execution());
+  } catch (const std::exception& e) {
+    return make_error(errc::connection_failed,
+                      std::string{"pgcm could not start its I/O reactor: "} + e.what());
+  }
+  manager_actor hdl = sys.spawn(cluster_manager, opts, std::move(io));
   return caf::actor_cast<manager_api_actor>(hdl);
 }
 

@@ -11,6 +11,8 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "assert.hpp"
+#include "core_actor.hpp"
 #include "inline_unit.hpp"
 #include "log.hpp"
 #include "pgcm/messages/error.hpp"
@@ -47,7 +49,7 @@ struct inflight {
 };
 
 struct worker_data {
-  static inline const char* name = "pgcm.core.connection_worker"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.connection_worker"; // a name only (logs)
   worker_config cfg;
   worker_owner_actor owner;
   std::unique_ptr<detail::pq_connection> conn;
@@ -123,7 +125,8 @@ struct worker_data {
   }
 };
 
-using self_ptr = connection_worker_actor::stateful_pointer<worker_data>;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<connection_worker_actor, worker_data>;
 
 const char* state_name(worker_state s) {
   switch (s) {
@@ -204,6 +207,7 @@ void set_state(self_ptr self, worker_state s, std::string error = {}) {
 void arm(self_ptr self, bool writable) {
   auto& st = self->state;
   st.take_back();
+  PGCM_ASSERT(!st.lend, "I8: a lent socket is never watched by the reactor too");
   int fd = st.conn->socket();
   if (fd < 0) return;
   // A socket libpq replaced (e.g. sslmode=prefer falling back to plain) was
@@ -225,6 +229,8 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
   if (unit == nullptr) return;
   auto& offer = unit->offered();
   if (!offer || offer->wake_fd < 0 || offer->lent || offer->asker != rp.source().get()) return;
+  PGCM_ASSERT(std::this_thread::get_id() == offer->waiter.load(),
+              "I6: a socket is lent only to the caller whose thread runs the worker");
   int fd = st.conn->socket();
   // The reactor stops watching it (no interest until the next arm).
   if (fd < 0 || fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false)) return;

@@ -7,6 +7,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core_actor.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/messages/error.hpp"
 #include "reactor.hpp"
@@ -18,7 +19,7 @@ namespace {
 using namespace std::chrono;
 
 struct probe_data {
-  static inline const char* name = "pgcm.core.health_probe"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.health_probe"; // a name only (logs)
   probe_config cfg;
   node_supervisor_actor supervisor;
   connection_worker_actor worker;
@@ -32,7 +33,8 @@ struct probe_data {
   std::minstd_rand rng{std::random_device{}()};
 };
 
-using self_ptr = health_probe_actor::stateful_pointer<probe_data>;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<health_probe_actor, probe_data>;
 
 constexpr std::int64_t lost_reply_margin_ns = 1'000'000'000;
 

@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "core_actor.hpp"
 #include "health_tracker.hpp"
 #include "log.hpp"
 #include "pgcm/actors/connection_worker.hpp"
@@ -55,7 +56,7 @@ struct waiting_request {
 };
 
 struct supervisor_data {
-  static inline const char* name = "pgcm.core.node_supervisor"; // see src/inline_unit.hpp
+  static inline const char* name = "pgcm.core.node_supervisor"; // a name only (logs)
   std::string node_id;
   node_config cfg;
   manager_options opts;
@@ -108,7 +109,8 @@ struct supervisor_data {
   }
 };
 
-using self_ptr = node_supervisor_actor::stateful_pointer<supervisor_data>;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<node_supervisor_actor, supervisor_data>;
 
 std::string node_prefix(const supervisor_data& st) {
   return "node " + st.node_id;
@@ -215,6 +217,10 @@ void spawn_worker(self_ptr self) {
   auto counters = wc.counters;
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
+  // Linked too: a supervisor that dies abnormally takes its workers (and
+  // their connections) with it before the manager starts a new one. Their
+  // exits reach the exit handler, which ignores them (down messages count).
+  self->link_to(handle);
   st.workers.push_back(
       slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, std::move(counters), false});
 }
@@ -640,7 +646,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
   st.stats.node_id = st.node_id;
   st.needs_dns = !is_literal_address(st.cfg.host);
   self->set_exit_handler([](const caf::exit_msg&) {
-    // Linked probe exits are handled through down messages; never die of them.
+    // Linked probe and worker exits are handled through down messages; never die of them.
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;

@@ -89,6 +89,12 @@ struct link_data {
   bool connected = true;
   std::uint64_t next_id = 0;
   std::unordered_map<std::uint64_t, std::function<void(const caf::error&)>> pending;
+
+  ~link_data() {
+    // The client shut down with requests in flight: each still gets its answer.
+    for (auto& kv : pending)
+      kv.second(make_error(errc::shutting_down, "remote manager " + name + ": client shut down"));
+  }
 };
 
 using link_ptr = manager_api_actor::stateful_pointer<link_data>;

@@ -44,31 +44,65 @@ struct facade_impl {
   caf::actor_system* sys = nullptr;
   event_subscriber_actor dispatcher;
 
+  /// Set once before any call: whether the manager is a remote one.
+  bool is_remote = false;
+  /// Set once before any call: whether a call runs core actors on its own
+  /// thread and may take a socket lend (manager_options::inline_execution).
+  bool run_inline = false;
+
   // The manager: local, or a link to a remote one (replaced on reconnect).
+  // manager_mtx guards the four fields below and is never held while
+  // waiting on anything; reconnect_mtx lets one caller at a time reconnect
+  // a broken link (up to connect_timeout) without holding manager_mtx.
   mutable std::mutex manager_mtx;
   manager_api_actor manager;
   std::optional<remote_endpoint> remote;
   bool link_broken = false;
+  bool closed = false; // shutdown() ran: no reconnect any more
+  std::mutex reconnect_mtx;
+
+  [[noreturn]] static void throw_closed() {
+    throw error{errc::shutting_down, "connection manager is shut down"};
+  }
 
   manager_api_actor current_manager() {
-    std::lock_guard<std::mutex> guard{manager_mtx};
-    if (remote && link_broken) {
-      auto link = connect_manager(*sys, *remote);
-      if (!link) throw error{to_error_info(link.error())};
-      caf::anon_send_exit(manager, caf::exit_reason::user_shutdown); // the dead link
-      manager = *link;
-      link_broken = false;
-      caf::anon_send(manager, subscribe_atom::value, dispatcher);
+    {
+      std::lock_guard<std::mutex> guard{manager_mtx};
+      if (closed && is_remote) throw_closed();
+      if (!link_broken) return manager;
     }
-    return manager;
+    std::lock_guard<std::mutex> one_at_a_time{reconnect_mtx};
+    remote_endpoint where;
+    {
+      std::lock_guard<std::mutex> guard{manager_mtx};
+      if (closed) throw_closed();
+      if (!link_broken) return manager; // another caller reconnected meanwhile
+      where = *remote;
+    }
+    auto link = connect_manager(*sys, where); // blocks; manager_mtx is free
+    if (!link) throw error{to_error_info(link.error())};
+    manager_api_actor dead;
+    {
+      std::lock_guard<std::mutex> guard{manager_mtx};
+      if (closed) {
+        caf::anon_send_exit(*link, caf::exit_reason::user_shutdown);
+        throw_closed();
+      }
+      dead = std::exchange(manager, *link);
+      link_broken = false;
+    }
+    caf::anon_send_exit(dead, caf::exit_reason::user_shutdown);
+    caf::anon_send(*link, subscribe_atom::value, dispatcher);
+    return *link;
   }
 
   void note_failure(const manager_api_actor& used, const error_info& info) {
-    if (!remote || info.code != errc::remote_disconnected) return;
+    if (!is_remote || info.code != errc::remote_disconnected) return;
     std::lock_guard<std::mutex> guard{manager_mtx};
-    if (used == manager) link_broken = true;
+    if (used == manager && !closed) link_broken = true;
   }
-  std::thread::id dispatcher_thread;
+  /// The dispatcher's own thread (set by it when it starts).
+  std::atomic<std::thread::id> dispatcher_thread{};
 
   // Local managers only: each node's supervisor, learned from the manager on
   // first use, so that query() skips the manager hop.
@@ -204,7 +238,7 @@ void request_blocking(detail::facade_impl& impl, const Handle& dest, caf::timesp
   bool timed_out = false;
   auto& self = leased->self;
   auto req = self->new_request_id(caf::message_priority::normal);
-  if (impl.remote) {
+  if (!impl.run_inline) { // remote, or inline execution off: the scheduler runs them
     dest->eq_impl(req, self->ctrl(), nullptr, std::forward<Ts>(xs)...);
   } else {
     // The actors this request reaches first (a node's supervisor, its
@@ -266,6 +300,7 @@ std::shared_ptr<detail::facade_impl> make_impl(caf::actor_system& sys, manager_o
   auto impl = std::make_shared<detail::facade_impl>();
   impl->opts = opts;
   impl->sys = &sys;
+  impl->run_inline = opts.effective_inline_execution();
   auto hdl = spawn_manager(sys, opts);
   if (!hdl) throw_error(hdl.error());
   impl->manager = *hdl;
@@ -348,6 +383,7 @@ connection_manager::connection_manager(const remote_endpoint& remote, manager_op
   impl->opts = opts;
   impl->sys = sys.get();
   impl->manager = *link;
+  impl->is_remote = true;
   impl->remote = remote;
   impl->dispatcher = sys->spawn<caf::detached>(dispatcher_behavior, impl);
   caf::anon_send(impl->manager, subscribe_atom::value, impl->dispatcher);
@@ -358,7 +394,7 @@ connection_manager::connection_manager(const remote_endpoint& remote, manager_op
 }
 
 bool connection_manager::is_remote() const {
-  return impl_->remote.has_value();
+  return impl_->is_remote;
 }
 
 struct detail::facade_access {
@@ -488,7 +524,7 @@ bool receiver_gone(const caf::error& err) {
 /// The supervisor of `node` if the manager is local and has that node; else
 /// an invalid handle (the manager then answers, e.g. with node_not_found).
 node_query_actor route_to(detail::facade_impl& impl, const std::string& node) {
-  if (impl.remote) return {};
+  if (impl.is_remote) return {};
   {
     std::lock_guard<std::mutex> guard{impl.routes_mtx};
     if (impl.routes_closed) return {};
@@ -600,16 +636,25 @@ subscription connection_manager::subscribe(std::optional<event> type,
 void connection_manager::shutdown() {
   std::call_once(impl_->shutdown_once, [this] {
     impl_->close_routes();
-    if (impl_->remote) {
+    if (impl_->is_remote) {
       // A remote client detaches; the server's manager keeps running.
-      std::lock_guard<std::mutex> guard{impl_->manager_mtx};
-      if (impl_->manager && !impl_->link_broken)
-        caf::anon_send(impl_->manager, unsubscribe_atom::value, impl_->dispatcher);
-      caf::anon_send_exit(impl_->manager, caf::exit_reason::user_shutdown);
+      manager_api_actor link;
+      bool broken = false;
+      {
+        std::lock_guard<std::mutex> guard{impl_->manager_mtx};
+        impl_->closed = true; // no reconnect after shutdown
+        link = impl_->manager;
+        broken = impl_->link_broken;
+        impl_->link_broken = false;
+      }
+      if (link && !broken) caf::anon_send(link, unsubscribe_atom::value, impl_->dispatcher);
+      caf::anon_send_exit(link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(impl_->dispatcher, caf::exit_reason::user_shutdown);
-      impl_->link_broken = false;
-      impl_->remote.reset(); // no reconnect after shutdown
       return;
+    }
+    {
+      std::lock_guard<std::mutex> guard{impl_->manager_mtx};
+      impl_->closed = true;
     }
     try {
       ask<ok_atom>(*impl_, guard(impl_->opts.shutdown_timeout + seconds{1}), {},

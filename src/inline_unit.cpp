@@ -1,6 +1,7 @@
 #include "inline_unit.hpp"
 
-#include <cstring>
+#include "assert.hpp"
+#include "core_actor.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/resumable.hpp>
@@ -15,29 +16,32 @@ inline_unit::inline_unit(caf::actor_system& sys)
 }
 
 inline_unit::~inline_unit() {
-  run(0);
+  run(0); // what is left goes to the scheduler: threading.md I3
+  alive_ = 0;
 }
 
 namespace {
 
-/// pgcm's core actors name themselves "pgcm.core.<role>" (their state's
-/// `name`).
+/// Only actors spawned with the core_actor marker run here (threading.md I4).
 bool runs_inline(caf::resumable* job) {
-  constexpr char prefix[] = "pgcm.core.";
-  auto a = dynamic_cast<caf::scheduled_actor*>(job);
-  return a != nullptr && std::strncmp(a->name(), prefix, sizeof(prefix) - 1) == 0;
+  return dynamic_cast<inline_capable*>(job) != nullptr;
 }
 
 } // namespace
 
 void inline_unit::exec_later(caf::resumable* job) {
+  PGCM_ASSERT(alive_ == alive_tag, "I3: an inline unit is not used after its stack frame ended");
+  PGCM_ASSERT(std::this_thread::get_id() == owner_,
+              "I3/I4: only the thread whose stack holds an inline unit uses it");
   if (std::this_thread::get_id() == owner_ && runs_inline(job))
     jobs_.push_back(job);
-  else // an application's actor, or (never today) another thread
+  else // an application's actor (threading.md I5), or another thread (I3: never)
     system().scheduler().enqueue(job);
 }
 
 void inline_unit::run(int budget) {
+  PGCM_ASSERT(std::this_thread::get_id() == owner_,
+              "I3: only the thread whose stack holds an inline unit runs it");
   auto max_throughput = system().scheduler().max_throughput();
   while (!jobs_.empty()) {
     auto job = jobs_.front();

@@ -1,22 +1,11 @@
 #pragma once
 
 // A CAF execution unit for a thread that is not one of the scheduler's
-// workers: the reactor thread and a facade caller. A message sent with it as
-// the sender's context makes the receiving actor runnable *here* (CAF calls
-// `exec_later`), and `run` then resumes such actors on the calling thread,
-// including the ones they make runnable in turn, instead of handing them to
-// the scheduler's central queue, which wakes a worker thread: one thread
-// wake-up and one context switch less per hop. A bounded number of jobs runs
-// here; the rest, and anything left when the unit goes, goes to the
-// scheduler.
-//
-// Only pgcm's core actors run here (manager, node supervisors, connection
-// workers, health probes: their state's name starts with "pgcm.core."): they
-// never block and run no application code. An application's actors (a
-// requester receiving its answer, an event subscriber, the state store with
-// its change callback) still run on the scheduler's threads, so code that
-// breaks CAF's rule and blocks in an event-based actor cannot stall pgcm's
-// I/O or a caller's thread.
+// workers (the reactor thread, a facade caller): a message sent with it as
+// the sender's context makes the receiving core actor runnable here, and
+// `run` resumes it on this thread instead of waking a scheduler thread.
+// Rules (one thread and one stack frame per unit, only core actors, budget,
+// what may use it after the call returns): docs/threading.md I2-I5.
 
 #include <deque>
 #include <memory>
@@ -52,6 +41,8 @@ public:
   const std::shared_ptr<socket_lend>& offered() const { return offer_; }
 
 private:
+  static constexpr unsigned alive_tag = 0x1a11ce;
+  unsigned alive_ = alive_tag; // 0 once destroyed (threading.md I3, debug check)
   std::thread::id owner_;
   std::shared_ptr<socket_lend> offer_;
   std::deque<caf::resumable*> jobs_;

@@ -34,14 +34,14 @@ constexpr std::uint64_t not_inline_bit = std::uint64_t{1} << 63;
 } // namespace
 
 struct reactor::core {
-  explicit core(caf::actor_system& sys) : sys(&sys) {
+  core(caf::actor_system& sys, bool run_inline) : sys(&sys), run_inline(run_inline) {
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0)
-      throw std::runtime_error(std::string{"pgcm: epoll_create1 failed: "} + std::strerror(errno));
+      throw std::runtime_error(std::string{"epoll_create1 failed: "} + std::strerror(errno));
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd < 0) {
       ::close(epoll_fd);
-      throw std::runtime_error(std::string{"pgcm: eventfd failed: "} + std::strerror(errno));
+      throw std::runtime_error(std::string{"eventfd failed: "} + std::strerror(errno));
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -57,6 +57,7 @@ struct reactor::core {
   void run();
 
   caf::actor_system* sys;
+  bool run_inline;
   int epoll_fd = -1;
   int wake_fd = -1;
   std::atomic<bool> stop{false};
@@ -65,7 +66,8 @@ struct reactor::core {
   std::unordered_map<std::uint64_t, caf::actor> targets;
 };
 
-reactor::reactor(caf::actor_system& sys) : core_(std::make_shared<core>(sys)) {
+reactor::reactor(caf::actor_system& sys, bool run_inline)
+    : core_(std::make_shared<core>(sys, run_inline)) {
   // The thread runs actors, and it may outlive this object (see the
   // destructor): it counts as a running actor, so that ~actor_system waits
   // for it like for any actor before it tears the system down.
@@ -137,8 +139,8 @@ void reactor::core::run() {
           auto it = targets.find(data & ~not_inline_bit);
           if (it != targets.end()) // the actor becomes runnable on `unit` (or the scheduler)
             it->second->eq_impl(caf::make_message_id(), nullptr,
-                                (data & not_inline_bit) ? nullptr : &unit, io_atom::value,
-                                static_cast<std::uint32_t>(events[i].events));
+                                (data & not_inline_bit) || !run_inline ? nullptr : &unit,
+                                io_atom::value, static_cast<std::uint32_t>(events[i].events));
         }
       }
       unit.run(inline_budget); // outside the lock: actors call add/watch/remove

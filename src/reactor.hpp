@@ -17,19 +17,19 @@ namespace pgcm::detail {
 /// `(io_atom, uint32_t events)` message when the socket becomes ready and must
 /// call `watch` again for the next one. Thread-safe.
 ///
-/// The thread is also a CAF execution unit (`inline_unit`): the actor it
-/// wakes runs on it at once (no hand-over to a scheduler thread, no second
-/// wake-up) if it is one of pgcm's core actors, and so do the core actors
-/// that one makes runnable (the supervisor a worker reports to, ...), up to
-/// `inline_budget` jobs per wake-up; the rest, and every application actor
-/// (the requester a worker answers), goes to the actor system's scheduler.
+/// The thread is also a CAF execution unit (`inline_unit`): the core actor
+/// it wakes runs on it at once, and so do the core actors that one makes
+/// runnable, up to `inline_budget` jobs per wake-up (docs/threading.md I3-I5,
+/// off with I10); the rest goes to the actor system's scheduler.
 ///
 /// Stops in the destructor (owned by shared_ptr by the actors that use it):
 /// joins its thread, or detaches it when the last owner is an actor running
 /// on that very thread (the loop then ends after the current job).
 class reactor {
 public:
-  explicit reactor(caf::actor_system& sys);
+  /// With `run_inline` false (manager_options::inline_execution off) every
+  /// actor it wakes runs on the scheduler.
+  explicit reactor(caf::actor_system& sys, bool run_inline = true);
   ~reactor();
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;

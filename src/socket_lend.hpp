@@ -1,26 +1,11 @@
 #pragma once
 
-// A facade caller waiting on its query's socket itself.
-//
-// Without it a query through the blocking facade wakes two threads: the
-// reactor (the socket is readable) and then the caller (its reply is in its
-// mailbox). A raw libpq client blocking in PQgetResult wakes once. When a
-// caller's query is the only one on an idle connection, the connection
-// worker (running on the caller's thread, see inline_unit.hpp) lends the
-// socket to the caller instead of leaving it to the reactor: it takes the
-// socket out of the reactor's interest and the caller poll()s it. Whenever
-// it is readable the caller runs the worker on its own thread, which reads;
-// once the result is complete it delivers the reply into the caller's
-// mailbox (no wake-up: the caller is not blocked) and hands the socket back
-// to the reactor.
-//
-// The worker takes the socket back (`revoke`) whenever it needs the reactor
-// again or answers without the socket (a deadline, a drain, its end); the
-// caller then wakes through `wake_fd` and waits for its reply in its mailbox
-// as usual. A caller that stops waiting with the socket still lent (out of
-// time) runs the worker once more, which then re-arms the reactor. Either
-// way exactly one reply reaches the caller, through its mailbox, like every
-// other reply.
+// A facade caller waiting on its query's socket itself: the connection
+// worker, running on the caller's thread, lends it the socket when the
+// caller's query is the only one in flight; the caller poll()s it and runs
+// the worker whenever it is readable; the worker takes it back (`revoke`)
+// whenever it needs the reactor again. Exactly one reply, always through
+// the caller's mailbox. Rules: docs/threading.md I6-I9.
 
 #include <atomic>
 #include <thread>

@@ -1,5 +1,8 @@
 #include "pgcm/types.hpp"
 
+#include <cstdlib>
+#include <string_view>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,7 +177,27 @@ std::optional<error_info> validate(const std::string& node_id, const node_config
   return std::nullopt;
 }
 
+namespace {
+
+/// PGCM_INLINE: unset, empty, "0" or "1".
+const char* inline_env() {
+  const char* env = std::getenv("PGCM_INLINE");
+  return env != nullptr && *env != '\0' ? env : nullptr;
+}
+
+} // namespace
+
+bool manager_options::effective_inline_execution() const {
+  const char* env = inline_env();
+  return inline_execution && !(env != nullptr && std::string_view{env} == "0");
+}
+
 std::optional<error_info> validate(const manager_options& o) {
+  if (const char* env = inline_env();
+      env != nullptr && std::string_view{env} != "0" && std::string_view{env} != "1")
+    return error_info{errc::invalid_config,
+                      std::string{"PGCM_INLINE=\""} + env + "\" must be 0 or 1 (or unset)",
+                      {}};
   if (o.health_check_interval.count() <= 0)
     return bad_option("health_check_interval", "must be > 0");
   if (o.unhealthy_threshold < 1) return bad_option("unhealthy_threshold", "must be >= 1");

@@ -44,6 +44,15 @@ struct manager_options {
   /// How long a `target::primary` request waits for a primary to appear
   /// (during a failover) before `no_eligible_node`.
   milliseconds primary_wait{0};
+  /// Let pgcm's core actors run on its reactor thread and on a facade
+  /// caller's thread, and a caller wait on its query's socket itself
+  /// (docs/threading.md). false: they run only on the actor system's
+  /// scheduler threads. The environment variable PGCM_INLINE=0 turns it off
+  /// whatever this says; PGCM_INLINE=1 (or unset) leaves this value.
+  bool inline_execution = true;
+
+  /// `inline_execution`, unless PGCM_INLINE=0.
+  bool effective_inline_execution() const;
 
   /// The probe deadline actually used.
   milliseconds effective_health_check_timeout() const {

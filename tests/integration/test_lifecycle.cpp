@@ -21,6 +21,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/logger.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -34,6 +35,7 @@
 #include <pgcm/messages/protocol.hpp>
 
 #include "fixture.hpp"
+#include "shutdown_race.hpp"
 
 using namespace std::chrono_literals;
 using namespace pgcm;
@@ -711,6 +713,43 @@ BOOST_AUTO_TEST_CASE(shutdown_with_every_node_down_or_hung) {
   start = std::chrono::steady_clock::now();
   mgr.reset(); // the destructor does not hang either
   BOOST_CHECK_LT(test::ms_since(start), shutdown_bound(opts));
+}
+
+BOOST_AUTO_TEST_CASE(many_threads_calling_while_shutdown_runs) {
+  connection_manager mgr{test::fast_options()};
+  mgr.initialize(test::all_nodes());
+  test::calls_during_shutdown(mgr);
+}
+
+// The manager restarts a node supervisor that died; the dead one's workers
+// (monitored by it, not linked) once kept their connections open forever.
+BOOST_AUTO_TEST_CASE(crashed_supervisor_restart_leaves_the_pool_size_of_connections) {
+  connection_manager mgr{test::fast_options()};
+  auto cfg = test::node("node1");
+  cfg.pool.min = 2;
+  cfg.pool.max = 2;
+  mgr.initialize({{"node1", cfg}});
+  BOOST_REQUIRE(test::answers(mgr, "node1"));
+  // The pool (2) plus the health probe's connection, once steady.
+  BOOST_REQUIRE(test::eventually([] { return test::server_connections("node1") == 3; }));
+  node_query_actor sup;
+  {
+    caf::scoped_actor self{mgr.system()};
+    self->request(caf::actor_cast<manager_actor>(manager_handle(mgr)), 3s, route_atom::value,
+                  std::string{"node1"})
+        .receive([&](node_query_actor& x) { sup = std::move(x); },
+                 [&](caf::error& err) { BOOST_ERROR(to_error_info(err).message); });
+  }
+  caf::logger::set_current_actor_system(nullptr); // or ~connection_manager waits for this thread
+  BOOST_REQUIRE(sup);
+  caf::anon_send_exit(sup, caf::exit_reason::kill); // a crash, as far as the manager can tell
+  sup = nullptr;
+  // The restarted supervisor serves the node with a pool of its own ...
+  BOOST_REQUIRE(test::eventually([&] { return test::answers(mgr, "node1"); }));
+  // ... and the old one's connections are gone: back to the pool size.
+  BOOST_CHECK(test::eventually([] { return test::server_connections("node1") == 3; }));
+  std::this_thread::sleep_for(1s);
+  BOOST_CHECK_EQUAL(test::server_connections("node1"), 3);
 }
 
 BOOST_AUTO_TEST_CASE(destructor_without_shutdown) {

@@ -28,6 +28,7 @@
 #include <pgcm/messages/protocol.hpp>
 
 #include "fixture.hpp"
+#include "shutdown_race.hpp"
 
 extern char** environ;
 
@@ -191,6 +192,20 @@ BOOST_AUTO_TEST_CASE(same_results_and_events_as_local) {
   client.shutdown();
   connection_manager again{local(server.port()), test::fast_options()};
   BOOST_CHECK_EQUAL(again.query("node1", "SELECT 7")[0].get<int>(0), 7);
+}
+
+BOOST_AUTO_TEST_CASE(many_threads_calling_while_a_remote_client_shuts_down) {
+  server_process server{{"127.0.0.1", "0"}};
+  BOOST_REQUIRE(server.port() != 0);
+  connection_manager client{local(server.port()), test::fast_options()};
+  test::calls_during_shutdown(client);
+  // A call after shutdown() is refused at once, never a reconnect.
+  try {
+    client.get_nodes();
+    BOOST_FAIL("no error after shutdown()");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::shutting_down);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(server_killed_mid_request_fails_promptly_then_reconnects) {

@@ -1,8 +1,8 @@
 // Actors running on threads that are not the scheduler's (src/inline_unit.cpp,
 // src/reactor.cpp): a message sent with an inline_unit as context runs the
-// receiver on the sending thread, within a budget; only pgcm's core actors
-// run inline; the reactor runs the actor it wakes on its own thread, so
-// socket events are handled even while every scheduler thread is busy; and a
+// receiver on the sending thread, within a budget; only actors marked as
+// pgcm's core actors run inline (a name does not opt in); the reactor runs the actor it wakes on
+// its own thread, so socket events are handled even while every scheduler thread is busy; and a
 // reactor whose last owner is an actor on that very thread ends cleanly with
 // its actor system.
 #define BOOST_TEST_MODULE test_inline_unit
@@ -23,6 +23,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "core_actor.hpp"
 #include "inline_unit.hpp"
 #include "pgcm/messages/atoms.hpp"
 #include "pgcm/scheduler.hpp"
@@ -48,20 +49,20 @@ caf::behavior where(caf::event_based_actor* self, caf::actor report, caf::actor 
   };
 }
 
-/// The same as one of pgcm's core actors (by its name), which alone run
-/// inline.
+/// Marked like pgcm's core actors (core_actor.hpp), which alone run inline.
 struct core_state {
-  static inline const char* name = "pgcm.core.test";
+  static inline const char* name = "test.core";
 };
 
-caf::behavior core_where(caf::stateful_actor<core_state>* self, caf::actor report,
+caf::behavior core_where(pgcm::detail::dynamic_core_pointer<core_state> self, caf::actor report,
                          caf::actor next) {
   return where(self, std::move(report), std::move(next));
 }
 
-/// Named like pgcm's state store: pgcm's, but it runs application callbacks.
+/// Named like a core actor (the old opt-in) but not marked: a name does not
+/// make an actor run inline.
 struct store_state {
-  static inline const char* name = "pgcm.state_store";
+  static inline const char* name = "pgcm.core.named_only";
 };
 
 caf::behavior store_where(caf::stateful_actor<store_state>* self, caf::actor report,
@@ -138,7 +139,7 @@ BOOST_AUTO_TEST_CASE(an_application_actor_runs_on_the_scheduler_not_inline) {
   BOOST_REQUIRE_EQUAL(on[6].size(), 1u);
   BOOST_CHECK(on[5][0] == me); // core: reports first, from this thread
   BOOST_CHECK(on[5][1] != me); // app
-  BOOST_CHECK(on[6][0] != me); // the state store's kind
+  BOOST_CHECK(on[6][0] != me); // named like a core actor, not marked
   for (auto& a : {core, app, store})
     self->send_exit(a, caf::exit_reason::user_shutdown);
 }
@@ -159,15 +160,15 @@ BOOST_AUTO_TEST_CASE(jobs_left_in_a_unit_go_to_the_scheduler) {
 namespace {
 
 struct watcher_state {
-  static inline const char* name = "pgcm.core.test_watcher";
+  static inline const char* name = "test.watcher";
   std::shared_ptr<pgcm::detail::reactor> io;
   std::uint64_t id = 0;
 };
 
 /// Watches `fd` through its reactor (the only owner once it runs); on the
 /// first event tells `report` the thread, drops the reactor and quits.
-caf::behavior watcher(caf::stateful_actor<watcher_state>* self, int fd, caf::actor report,
-                      std::shared_ptr<pgcm::detail::reactor> io) {
+caf::behavior watcher(pgcm::detail::dynamic_core_pointer<watcher_state> self, int fd,
+                      caf::actor report, std::shared_ptr<pgcm::detail::reactor> io) {
   self->state.io = std::move(io);
   return {
       [=](ping_atom) {
@@ -214,6 +215,31 @@ BOOST_AUTO_TEST_CASE(socket_events_are_handled_while_every_scheduler_thread_is_b
     BOOST_CHECK_LT(std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), 1500);
   } // ~actor_system waits for the reactor thread, which outlived its owner
     // (a use after free here is what the ASan run of this test would catch)
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+// manager_options::inline_execution off (PGCM_INLINE=0): the actor the
+// reactor wakes runs on the scheduler's (only) thread, like any other.
+BOOST_AUTO_TEST_CASE(with_inline_execution_off_the_reactor_wakes_actors_on_the_scheduler) {
+  int fds[2];
+  BOOST_REQUIRE_EQUAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{config(cfg, 1)};
+    caf::scoped_actor self{sys};
+    auto app = sys.spawn(where, caf::actor{self}, caf::actor{});
+    self->send(app, 2);
+    auto scheduler_thread = reported(self, 2);
+    auto io = std::make_shared<pgcm::detail::reactor>(sys, false);
+    auto w = sys.spawn(watcher, fds[0], caf::actor{self}, io);
+    io.reset();
+    self->request(w, 10s, ping_atom::value)
+        .receive([](ping_atom) {}, [](caf::error& e) { BOOST_FAIL(to_string(e)); });
+    BOOST_REQUIRE_EQUAL(::write(fds[1], "x", 1), 1);
+    BOOST_CHECK(reported(self, 1) == scheduler_thread);
+    self->send_exit(app, caf::exit_reason::user_shutdown);
+  }
   ::close(fds[0]);
   ::close(fds[1]);
 }
