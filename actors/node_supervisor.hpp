@@ -22,6 +22,8 @@
 // first start, before any attempt failed, opens `pool.min` at once.)
 // Workers share their answer count with it (worker_counters): in-flight
 // counts need no message per answer.
+// The pool rules (dispatch, growth, backoff, replenish, drain) and the node's
+// state live in src/pool_policy.hpp, a plain class this actor feeds events.
 
 #include <memory>
 #include <string>
