@@ -1,6 +1,7 @@
 #include "pgcm/actors/connection_worker.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <deque>
 #include <vector>
 
@@ -46,12 +47,82 @@ struct inflight {
   bool unsent = false;    // never reached the server: may always be handed back
 };
 
+/// Lifecycle of a worker (reported to the owner as worker_state: draining
+/// reports as retiring, which is what it is to the owner).
+enum class phase : std::uint8_t {
+  connecting, ///< opening the connection (TCP, TLS, auth)
+  ready,      ///< open; takes requests
+  retiring, ///< left in a transaction: no new requests; closes once the in-flight ones are answered
+  draining, ///< told to drain: no new requests; in-flight ones until the grace deadline, then
+            ///< closes
+  closed,   ///< connection closed cleanly; nothing may touch it any more (may linger, then quits)
+  failed,   ///< connection broke or could not be opened; as closed
+};
+
+const char* to_string(phase p) {
+  switch (p) {
+  case phase::connecting:
+    return "connecting";
+  case phase::ready:
+    return "ready";
+  case phase::retiring:
+    return "retiring";
+  case phase::draining:
+    return "draining";
+  case phase::closed:
+    return "closed";
+  case phase::failed:
+    return "failed";
+  }
+  return "?";
+}
+
+/// Whether a worker may move from `from` to `to` (staying is always legal).
+constexpr bool legal_transition(phase from, phase to) {
+  if (from == to) return true;
+  switch (from) {
+  case phase::connecting:
+    return to == phase::ready || to == phase::closed || to == phase::failed;
+  case phase::ready:
+    return to == phase::retiring || to == phase::draining || to == phase::failed;
+  case phase::retiring:
+    return to == phase::draining || to == phase::closed || to == phase::failed;
+  case phase::draining:
+    return to == phase::closed || to == phase::failed;
+  case phase::closed:
+  case phase::failed:
+    return false;
+  }
+  return false;
+}
+
+static_assert(legal_transition(phase::connecting, phase::ready));
+static_assert(!legal_transition(phase::closed, phase::ready));
+static_assert(!legal_transition(phase::draining, phase::ready));
+
+worker_state reported(phase p) {
+  switch (p) {
+  case phase::connecting:
+    return worker_state::connecting;
+  case phase::ready:
+    return worker_state::ready;
+  case phase::retiring:
+  case phase::draining:
+    return worker_state::retiring;
+  case phase::closed:
+    return worker_state::closed;
+  case phase::failed:
+    return worker_state::failed;
+  }
+  return worker_state::failed;
+}
+
 struct worker_data {
   static inline const char* name = "pgcm.core.connection_worker"; // see src/inline_unit.hpp
   worker_config cfg;
   worker_owner_actor owner;
   std::unique_ptr<detail::pq_connection> conn;
-  worker_state state = worker_state::connecting;
+  phase state = phase::connecting;
   std::uint64_t reg_id = 0;
   int watched_fd = -1;
   /// Set while the socket is lent to the facade caller whose query is the
@@ -79,12 +150,11 @@ struct worker_data {
   // Timer: one pending tick at a time, for the earliest deadline.
   std::uint64_t timer_gen = 0;
   std::int64_t timer_at_ns = 0;
-  // Cancellation of the statement at the head of the pipeline.
-  bool head_cancelled = false;
+  // Cancellation of the statement at the head of the pipeline: when it was
+  // sent (0: the head is not cancelled).
   std::int64_t cancel_sent_ns = 0;
   std::int64_t last_cancel_ns = 0;
-  // Draining: answer what is in flight, then close.
-  bool draining = false;
+  // Draining: answer what is in flight until then, then close.
   std::int64_t drain_deadline_ns = 0;
   // Counts since the last report.
   worker_report pending_report;
@@ -97,9 +167,12 @@ struct worker_data {
   // Requests to hand back to the supervisor, sent after the next report so
   // that the supervisor never routes them to this worker once it failed.
   std::vector<inflight> retries;
-  bool finished = false;  // connection closed; nothing may touch it any more
-  bool was_ready = false; // the supervisor may have routed requests here
   std::vector<detail::pq_outcome> done;
+
+  /// Connection closed (closed or failed); nothing may touch it any more.
+  bool finished() const { return state == phase::closed || state == phase::failed; }
+  /// Takes no new requests, answers those in flight.
+  bool winding_down() const { return state == phase::retiring || state == phase::draining; }
 
   ~worker_data() {
     // Exactly one answer per request, even when the actor is killed.
@@ -116,7 +189,7 @@ struct worker_data {
     // Killed with a statement running (e.g. the supervisor's stop deadline
     // passed before our own drain deadline was handled): cancel it, or the
     // server keeps running it after the connection is closed.
-    if (conn && !finished && !queue.empty() && state != worker_state::connecting)
+    if (conn && !finished() && !queue.empty() && state != phase::connecting)
       detail::reactor::cancel_async(conn->make_cancel());
     take_back();
     if (cfg.io) cfg.io->remove(reg_id, owned_watched_fd());
@@ -124,22 +197,6 @@ struct worker_data {
 };
 
 using self_ptr = connection_worker_actor::stateful_pointer<worker_data>;
-
-const char* state_name(worker_state s) {
-  switch (s) {
-  case worker_state::connecting:
-    return "connecting";
-  case worker_state::ready:
-    return "ready";
-  case worker_state::retiring:
-    return "retiring";
-  case worker_state::closed:
-    return "closed";
-  case worker_state::failed:
-    return "failed";
-  }
-  return "?";
-}
 
 /// Tick generation of the report flush timer (deadline ticks count up from 1).
 constexpr std::uint64_t flush_tick = 0;
@@ -168,7 +225,7 @@ void send_report(self_ptr self, bool force = false) {
   }
   if (wanted) {
     r.worker_id = st.cfg.worker_id;
-    r.state = st.state;
+    r.state = reported(st.state);
     self->send(st.owner, report_atom::value, r);
     r = worker_report{};
     st.published_answers = 0;
@@ -191,14 +248,25 @@ void hand_back(worker_data& st, inflight&& f) {
   st.retries.push_back(std::move(f));
 }
 
-void set_state(self_ptr self, worker_state s, std::string error = {}) {
+/// The one place the worker's state changes. An illegal move is a bug: it
+/// aborts debug builds; release builds log it and move anyway.
+void set_state(self_ptr self, phase s, std::string error = {}) {
   auto& st = self->state;
   if (st.state == s) return;
+  if (!legal_transition(st.state, s)) {
+    log::error("node {}: connection {}: illegal state transition {} -> {}", st.cfg.node_id,
+               st.cfg.worker_id, to_string(st.state), to_string(s));
+    assert(!"illegal connection worker state transition");
+  }
   log::debug("node {}: connection {} {} -> {}", st.cfg.node_id, st.cfg.worker_id,
-             state_name(st.state), state_name(s));
+             to_string(st.state), to_string(s));
+  // Draining is not worth a report of its own: the owner told it to drain.
+  bool report = reported(st.state) != reported(s) && s != phase::draining;
   st.state = s;
-  st.state_changed = true;
-  st.pending_report.error = std::move(error);
+  if (report) {
+    st.state_changed = true;
+    st.pending_report.error = std::move(error);
+  }
 }
 
 void arm(self_ptr self, bool writable) {
@@ -213,7 +281,7 @@ void arm(self_ptr self, bool writable) {
   // Connecting (TLS handshake, SCRAM's key derivation) costs milliseconds of
   // CPU: that runs on the scheduler's threads, in parallel for many
   // connections, not one after another on the reactor thread.
-  st.cfg.io->watch(st.reg_id, fd, true, writable, st.state != worker_state::connecting);
+  st.cfg.io->watch(st.reg_id, fd, true, writable, st.state != phase::connecting);
 }
 
 /// Lends the socket to the facade caller this worker runs on if the query
@@ -250,9 +318,12 @@ std::string timeout_message(const worker_data& st, const query_job& job) {
 
 /// Closes the connection and quits; every request still queued is answered
 /// (retried where that is safe, else with `err`).
-void finish(self_ptr self, worker_state final_state, const caf::error& err, bool retry_safe) {
+void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_safe) {
   auto& st = self->state;
-  st.finished = true;
+  // Ready until now (not draining): the supervisor may have routed requests here.
+  bool linger = st.state == phase::ready || st.state == phase::retiring;
+  set_state(self, final_state,
+            final_state == phase::failed ? to_error_info(err).message : std::string{});
   st.take_back();
   for (auto& f : st.queue) {
     if (f.abandoned) {
@@ -275,10 +346,8 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
     st.cfg.io->remove(0, fd); // id 0: only drop the fd's interest
   st.watched_fd = -1;
   if (st.conn) st.conn->close();
-  set_state(self, final_state,
-            final_state == worker_state::failed ? to_error_info(err).message : std::string{});
   send_report(self);
-  if (st.was_ready && !st.draining && st.cfg.retry_to) {
+  if (linger && st.cfg.retry_to) {
     // The supervisor may have routed requests here before it read the
     // report: linger a little and hand those back instead of letting them
     // bounce off a dead actor (their callers would see "shutting down").
@@ -292,7 +361,7 @@ void fail_connection(self_ptr self, const std::string& why, bool retry_safe) {
   auto& st = self->state;
   log::info("node {}: connection {} lost: {}", st.cfg.node_id, st.cfg.worker_id, why);
   finish(
-      self, worker_state::failed,
+      self, phase::failed,
       make_error(errc::connection_failed, "node " + st.cfg.node_id + ": connection lost: " + why),
       retry_safe);
 }
@@ -301,8 +370,7 @@ void fail_connection(self_ptr self, const std::string& why, bool retry_safe) {
 /// already answered (timed out or drained).
 void maybe_cancel_head(self_ptr self) {
   auto& st = self->state;
-  if (st.queue.empty() || !st.queue.front().abandoned || st.head_cancelled) return;
-  st.head_cancelled = true;
+  if (st.queue.empty() || !st.queue.front().abandoned || st.cancel_sent_ns != 0) return;
   st.cancel_sent_ns = st.last_cancel_ns = steady_now_ns();
   if (!detail::reactor::cancel_async(st.conn->make_cancel())) {
     fail_connection(self, "could not send a cancel request", false);
@@ -327,8 +395,7 @@ bool retryable(const worker_data& st, const detail::pq_outcome& out, const query
 void close_when_idle(self_ptr self) {
   auto& st = self->state;
   if (!st.queue.empty()) return;
-  if (st.draining || st.state == worker_state::retiring)
-    finish(self, worker_state::closed, caf::error{}, false);
+  if (st.winding_down()) finish(self, phase::closed, caf::error{}, false);
 }
 
 void deliver_outcomes(self_ptr self) {
@@ -337,7 +404,7 @@ void deliver_outcomes(self_ptr self) {
     if (st.queue.empty()) break; // cannot happen: one outcome per request sent
     auto f = std::move(st.queue.front());
     st.queue.pop_front();
-    st.head_cancelled = false;
+    st.cancel_sent_ns = 0;
     if (f.abandoned) {
       ++st.pending_report.timed_out;
       continue;
@@ -357,10 +424,10 @@ void deliver_outcomes(self_ptr self) {
   st.done.clear();
   // A request that leaves a transaction open poisons the connection: it is
   // discarded, never reused (its transaction is rolled back by the server).
-  if (st.queue.empty() && st.state == worker_state::ready && !st.conn->idle_in_session()) {
+  if (st.queue.empty() && st.state == phase::ready && !st.conn->idle_in_session()) {
     log::info("node {}: connection {} left in a transaction; discarding it", st.cfg.node_id,
               st.cfg.worker_id);
-    set_state(self, worker_state::retiring);
+    set_state(self, phase::retiring);
   }
   maybe_cancel_head(self);
 }
@@ -382,14 +449,14 @@ void on_readable(self_ptr self, bool writable_too) {
   for (auto& o : st.done)
     server_ended_session |= o.fatal && o.sqlstate.rfind("57P0", 0) == 0;
   deliver_outcomes(self);
-  if (self->state.finished) return;
+  if (self->state.finished()) return;
   if (!alive || server_ended_session)
     return fail_connection(
         self, alive ? std::string{"the server ended the session"} : st.conn->last_error(),
         server_ended_session);
-  if (st.state == worker_state::retiring || st.draining) {
+  if (st.winding_down()) {
     close_when_idle(self);
-    if (self->state.finished) return;
+    if (self->state.finished()) return;
   }
   send_report(self);
   // The caller the socket is lent to ran this and its result is still
@@ -415,16 +482,14 @@ void on_connect_progress(self_ptr self) {
     arm(self, true);
     return;
   case detail::pq_connection::connect_status::ready:
-    set_state(self, worker_state::ready);
-    st.was_ready = true;
+    set_state(self, phase::ready);
     log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id, st.cfg.worker_id,
                st.conn->backend_pid());
     send_report(self);
     arm(self, false);
-    if (st.draining) close_when_idle(self);
     return;
   case detail::pq_connection::connect_status::failed:
-    return finish(self, worker_state::failed,
+    return finish(self, phase::failed,
                   make_error(errc::connection_failed,
                              "node " + st.cfg.node_id + ": connection failed: " + err),
                   false);
@@ -433,7 +498,7 @@ void on_connect_progress(self_ptr self) {
 
 void on_tick(self_ptr self) {
   auto& st = self->state;
-  if (st.finished) {
+  if (st.finished()) {
     self->quit(); // end of the linger time
     return;
   }
@@ -441,9 +506,9 @@ void on_tick(self_ptr self) {
     arm(self, false); // a request may be answered here: the caller must not wait on the socket
   auto now = steady_now_ns();
   st.timer_at_ns = 0;
-  if (st.state == worker_state::connecting) {
+  if (st.state == phase::connecting) {
     if (now >= st.connect_deadline_ns)
-      return finish(self, worker_state::failed,
+      return finish(self, phase::failed,
                     make_error(errc::connection_failed,
                                "node " + st.cfg.node_id + ": connection failed: timeout after " +
                                    std::to_string(st.cfg.connect_timeout.count()) + " ms"),
@@ -451,17 +516,18 @@ void on_tick(self_ptr self) {
     schedule(self, st.connect_deadline_ns);
     return;
   }
-  if (st.draining && now >= st.drain_deadline_ns) {
+  bool draining = st.state == phase::draining;
+  if (draining && now >= st.drain_deadline_ns) {
     // Grace period over: cancel what runs, answer everything, close.
     if (!st.queue.empty() && !st.queue.front().abandoned)
       detail::reactor::cancel_async(st.conn->make_cancel());
     return finish(
-        self, worker_state::closed,
+        self, phase::closed,
         make_error(errc::shutting_down,
                    "node " + st.cfg.node_id + ": query cancelled: shutdown deadline passed"),
         false);
   }
-  std::int64_t next = st.draining ? st.drain_deadline_ns : 0;
+  std::int64_t next = draining ? st.drain_deadline_ns : 0;
   auto earliest = [&](std::int64_t t) {
     if (t > 0 && (next == 0 || t < next)) next = t;
   };
@@ -474,12 +540,12 @@ void on_tick(self_ptr self) {
       earliest(f.job.deadline_ns);
     }
   }
-  if (st.head_cancelled &&
+  if (st.cancel_sent_ns != 0 &&
       now - st.cancel_sent_ns >= duration_cast<nanoseconds>(st.cfg.cancel_grace).count())
     return fail_connection(self, "statement did not stop after cancel", false);
   maybe_cancel_head(self);
-  if (self->state.finished) return;
-  if (st.head_cancelled)
+  if (self->state.finished()) return;
+  if (st.cancel_sent_ns != 0)
     earliest(st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
   schedule(self, next);
 }
@@ -493,7 +559,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
   st.reg_id = st.cfg.io->add(caf::actor_cast<caf::actor>(self));
   std::string err;
   if (!st.conn->start(*st.cfg.params, err)) {
-    finish(self, worker_state::failed,
+    finish(self, phase::failed,
            make_error(errc::connection_failed,
                       "node " + st.cfg.node_id + ": connection failed: " + err),
            false);
@@ -513,7 +579,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
           send_report(self);
           return rp;
         }
-        if (st.state != worker_state::ready || st.draining) {
+        if (st.state != phase::ready) {
           // Raced with a state change the supervisor has not seen yet; the
           // statement was not sent, so hand it back.
           if (st.cfg.retry_to) {
@@ -567,9 +633,9 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
       },
       [=](io_atom, std::uint32_t events) {
         auto& st = self->state;
-        if (st.state == worker_state::connecting)
+        if (st.state == phase::connecting)
           on_connect_progress(self);
-        else if (st.state == worker_state::ready || st.state == worker_state::retiring)
+        else if (st.state == phase::ready || st.winding_down())
           on_readable(self, (events & EPOLLOUT) != 0);
       },
       [=](tick_atom, std::uint64_t gen) {
@@ -582,14 +648,14 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
       },
       [=](drain_atom, caf::timespan grace) {
         auto& st = self->state;
-        if (st.finished) {
+        if (st.finished()) {
           self->quit(); // lingering after its connection closed
           return;
         }
-        st.draining = true;
+        if (st.state == phase::connecting) return finish(self, phase::closed, caf::error{}, false);
+        set_state(self, phase::draining);
         st.drain_deadline_ns = steady_now_ns() + grace.count();
-        if (st.state == worker_state::connecting || st.queue.empty())
-          return finish(self, worker_state::closed, caf::error{}, false);
+        if (st.queue.empty()) return finish(self, phase::closed, caf::error{}, false);
         schedule(self, st.drain_deadline_ns);
       },
   };
