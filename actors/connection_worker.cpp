@@ -18,6 +18,7 @@
 #include "pq_connection.hpp"
 #include "reactor.hpp"
 #include "socket_lend.hpp"
+#include "tick_timer.hpp"
 
 namespace pgcm {
 
@@ -148,8 +149,7 @@ struct worker_data {
   std::deque<inflight> queue;
   std::int64_t connect_deadline_ns = 0;
   // Timer: one pending tick at a time, for the earliest deadline.
-  std::uint64_t timer_gen = 0;
-  std::int64_t timer_at_ns = 0;
+  detail::tick_timer timer;
   // Cancellation of the statement at the head of the pipeline: when it was
   // sent (0: the head is not cancelled).
   std::int64_t cancel_sent_ns = 0;
@@ -303,12 +303,7 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
 }
 
 void schedule(self_ptr self, std::int64_t at_ns) {
-  auto& st = self->state;
-  if (at_ns <= 0) return;
-  if (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns) return;
-  st.timer_at_ns = at_ns;
-  auto delay = std::max<std::int64_t>(0, at_ns - steady_now_ns());
-  self->delayed_send(self, nanoseconds{delay}, tick_atom::value, ++st.timer_gen);
+  self->state.timer.arm(self, tick_atom::value, at_ns, steady_now_ns());
 }
 
 std::string timeout_message(const worker_data& st, const query_job& job) {
@@ -351,7 +346,7 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
     // The supervisor may have routed requests here before it read the
     // report: linger a little and hand those back instead of letting them
     // bounce off a dead actor (their callers would see "shutting down").
-    self->delayed_send(self, linger_time, tick_atom::value, ++st.timer_gen);
+    st.timer.arm_after(self, tick_atom::value, linger_time);
     return;
   }
   self->quit();
@@ -505,7 +500,6 @@ void on_tick(self_ptr self) {
   if (st.lend)
     arm(self, false); // a request may be answered here: the caller must not wait on the socket
   auto now = steady_now_ns();
-  st.timer_at_ns = 0;
   if (st.state == phase::connecting) {
     if (now >= st.connect_deadline_ns)
       return finish(self, phase::failed,
@@ -642,7 +636,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         if (gen == flush_tick) {
           self->state.flush_scheduled = false;
           send_report(self, true);
-        } else if (gen == self->state.timer_gen) {
+        } else if (self->state.timer.fired(gen)) {
           on_tick(self);
         }
       },

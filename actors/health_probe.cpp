@@ -10,6 +10,7 @@
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/messages/error.hpp"
 #include "reactor.hpp"
+#include "tick_timer.hpp"
 
 namespace pgcm {
 
@@ -25,7 +26,7 @@ struct probe_data {
   worker_state worker_st = worker_state::closed;
   bool probing = false;
   std::int64_t probe_deadline_ns = 0;
-  std::uint64_t tick_gen = 0;
+  detail::tick_timer timer;
   std::uint64_t probe_seq = 0;
   /// The probe_seq of the probe that opened the current worker's connection.
   std::uint64_t worker_born_seq = 0;
@@ -40,7 +41,7 @@ void schedule_next(self_ptr self) {
   auto& st = self->state;
   auto interval = duration_cast<nanoseconds>(st.cfg.interval).count();
   std::uniform_int_distribution<std::int64_t> jitter{0, interval / 10};
-  self->delayed_send(self, nanoseconds{interval - jitter(st.rng)}, tick_atom::value, ++st.tick_gen);
+  st.timer.arm_after(self, tick_atom::value, nanoseconds{interval - jitter(st.rng)});
 }
 
 void report(self_ptr self, probe_result r) {
@@ -159,7 +160,7 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
       },
       [=](tick_atom, std::uint64_t gen) {
         auto& st = self->state;
-        if (gen != st.tick_gen) return;
+        if (!st.timer.fired(gen)) return;
         if (st.probing && st.worker_st == worker_state::ready &&
             steady_now_ns() > st.probe_deadline_ns + lost_reply_margin_ns) {
           // The worker never answered (it answers by the deadline): a lost
