@@ -14,6 +14,7 @@
 
 #include "inline_unit.hpp"
 #include "log.hpp"
+#include "node_error.hpp"
 #include "pgcm/messages/error.hpp"
 #include "pq_connection.hpp"
 #include "reactor.hpp"
@@ -174,18 +175,17 @@ struct worker_data {
   /// Takes no new requests, answers those in flight.
   bool winding_down() const { return state == phase::retiring || state == phase::draining; }
 
+  caf::error closed_early() const {
+    return detail::node_error(errc::shutting_down, cfg.node_id,
+                              "connection closed before the query finished (shutting down)");
+  }
+
   ~worker_data() {
     // Exactly one answer per request, even when the actor is killed.
     for (auto& f : retries)
-      if (f.rp.pending())
-        f.rp.deliver(make_error(errc::shutting_down, "node " + cfg.node_id +
-                                                         ": connection closed before the query "
-                                                         "finished (shutting down)"));
+      if (f.rp.pending()) f.rp.deliver(closed_early());
     for (auto& f : queue)
-      if (!f.abandoned && f.rp.pending())
-        f.rp.deliver(make_error(errc::shutting_down, "node " + cfg.node_id +
-                                                         ": connection closed before the query "
-                                                         "finished (shutting down)"));
+      if (!f.abandoned && f.rp.pending()) f.rp.deliver(closed_early());
     // Killed with a statement running (e.g. the supervisor's stop deadline
     // passed before our own drain deadline was handled): cancel it, or the
     // server keeps running it after the connection is closed.
@@ -307,8 +307,8 @@ void schedule(self_ptr self, std::int64_t at_ns) {
 }
 
 std::string timeout_message(const worker_data& st, const query_job& job) {
-  return "node " + st.cfg.node_id + ": query timeout (deadline of " +
-         std::to_string(job.timeout_ms) + " ms passed)";
+  return detail::node_message(st.cfg.node_id, "query timeout (deadline of " +
+                                                  std::to_string(job.timeout_ms) + " ms passed)");
 }
 
 /// Closes the connection and quits; every request still queued is answered
@@ -355,10 +355,9 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
 void fail_connection(self_ptr self, const std::string& why, bool retry_safe) {
   auto& st = self->state;
   log::info("node {}: connection {} lost: {}", st.cfg.node_id, st.cfg.worker_id, why);
-  finish(
-      self, phase::failed,
-      make_error(errc::connection_failed, "node " + st.cfg.node_id + ": connection lost: " + why),
-      retry_safe);
+  finish(self, phase::failed,
+         detail::node_error(errc::connection_failed, st.cfg.node_id, "connection lost", why),
+         retry_safe);
 }
 
 /// Cancels the statement at the head of the pipeline if its request was
@@ -411,8 +410,10 @@ void deliver_outcomes(self_ptr self) {
       hand_back(st, std::move(f));
     } else {
       auto code = out.fatal ? errc::connection_failed : errc::query_failed;
-      auto what = out.fatal ? ": connection lost: " : ": query failed: ";
-      f.rp.deliver(make_error(code, "node " + st.cfg.node_id + what + out.error, out.sqlstate));
+      auto what = out.fatal ? "connection lost: " : "query failed: ";
+      // The server's text verbatim, whatever it starts with.
+      f.rp.deliver(
+          make_error(code, detail::node_message(st.cfg.node_id, what) + out.error, out.sqlstate));
       ++st.pending_report.failed;
     }
   }
@@ -484,10 +485,10 @@ void on_connect_progress(self_ptr self) {
     arm(self, false);
     return;
   case detail::pq_connection::connect_status::failed:
-    return finish(self, phase::failed,
-                  make_error(errc::connection_failed,
-                             "node " + st.cfg.node_id + ": connection failed: " + err),
-                  false);
+    return finish(
+        self, phase::failed,
+        detail::node_error(errc::connection_failed, st.cfg.node_id, "connection failed", err),
+        false);
   }
 }
 
@@ -503,9 +504,9 @@ void on_tick(self_ptr self) {
   if (st.state == phase::connecting) {
     if (now >= st.connect_deadline_ns)
       return finish(self, phase::failed,
-                    make_error(errc::connection_failed,
-                               "node " + st.cfg.node_id + ": connection failed: timeout after " +
-                                   std::to_string(st.cfg.connect_timeout.count()) + " ms"),
+                    detail::node_error(errc::connection_failed, st.cfg.node_id, "connection failed",
+                                       "timeout after " +
+                                           std::to_string(st.cfg.connect_timeout.count()) + " ms"),
                     false);
     schedule(self, st.connect_deadline_ns);
     return;
@@ -515,11 +516,10 @@ void on_tick(self_ptr self) {
     // Grace period over: cancel what runs, answer everything, close.
     if (!st.queue.empty() && !st.queue.front().abandoned)
       detail::reactor::cancel_async(st.conn->make_cancel());
-    return finish(
-        self, phase::closed,
-        make_error(errc::shutting_down,
-                   "node " + st.cfg.node_id + ": query cancelled: shutdown deadline passed"),
-        false);
+    return finish(self, phase::closed,
+                  detail::node_error(errc::shutting_down, st.cfg.node_id,
+                                     "query cancelled: shutdown deadline passed"),
+                  false);
   }
   std::int64_t next = draining ? st.drain_deadline_ns : 0;
   auto earliest = [&](std::int64_t t) {
@@ -554,8 +554,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
   std::string err;
   if (!st.conn->start(*st.cfg.params, err)) {
     finish(self, phase::failed,
-           make_error(errc::connection_failed,
-                      "node " + st.cfg.node_id + ": connection failed: " + err),
+           detail::node_error(errc::connection_failed, st.cfg.node_id, "connection failed", err),
            false);
   } else {
     st.connect_deadline_ns =
@@ -582,8 +581,8 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
             return rp;
           }
           ++st.pending_report.failed;
-          rp.deliver(make_error(errc::connection_failed,
-                                "node " + st.cfg.node_id + ": connection not available"));
+          rp.deliver(detail::node_error(errc::connection_failed, st.cfg.node_id,
+                                        "connection not available"));
           send_report(self);
           return rp;
         }

@@ -7,6 +7,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/messages/error.hpp"
 #include "reactor.hpp"
@@ -86,7 +87,7 @@ void send_query(self_ptr self) {
           [=](caf::error& err) {
             auto& st = self->state;
             if (seq != st.probe_seq) return;
-            auto info = to_error_info(err, "node " + st.cfg.node_id);
+            auto info = to_error_info(err, "node " + st.cfg.node_id); // context of CAF's errors
             if (info.code != errc::query_failed) {
               drop_worker(self); // timed out or broken: start over on a fresh connection
               if (info.code == errc::connection_failed && st.worker_born_seq != seq &&
@@ -167,8 +168,9 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
           // message. Start over on a fresh connection.
           ++st.probe_seq;
           drop_worker(self);
-          report(self, probe_result{false, node_role::unknown, 0,
-                                    "node " + st.cfg.node_id + ": health probe got no answer"});
+          report(self,
+                 probe_result{false, node_role::unknown, 0,
+                              detail::node_message(st.cfg.node_id, "health probe got no answer")});
         }
         start_probe(self);
         schedule_next(self);
