@@ -95,6 +95,8 @@ struct supervisor_data {
   caf::typed_response_promise<ok_atom> stop_rp;
 
   detail::tick_timer timer;
+  /// The steady clock in ns (query_job::deadline_ns); tests use a fake one.
+  detail::steady_clock_fn clock = &steady_now_ns;
 
   ~supervisor_data() {
     if (pool)
@@ -110,7 +112,7 @@ struct supervisor_data {
 // -- timers and events --------------------------------------------------------
 
 void schedule(self_ptr self, std::int64_t at_ns) {
-  self->state.timer.arm(self, tick_atom::value, at_ns, steady_now_ns());
+  self->state.timer.arm(self, tick_atom::value, at_ns, self->state.clock());
 }
 
 void publish(self_ptr self, node_event ev) {
@@ -123,7 +125,7 @@ void stats_changed(self_ptr self, bool force = false) {
   auto& st = self->state;
   const auto& stats = st.pool->refreshed_stats();
   if (stats == st.published) return;
-  auto now = steady_now_ns();
+  auto now = st.clock();
   if (force || now - st.last_publish_ns >= stats_interval_ns) {
     st.published = stats;
     st.last_publish_ns = now;
@@ -265,7 +267,7 @@ void on_report(self_ptr self, const worker_report& r) {
   stats.queries_timed_out += r.timed_out;
   stats.queries_retried += r.retried;
   if (!pool.knows(r.worker_id)) return;
-  auto now = steady_now_ns();
+  auto now = st.clock();
   switch (r.state) {
   case worker_state::ready:
     pool.on_ready(now, r.worker_id);
@@ -366,7 +368,7 @@ void on_probe(self_ptr self, const probe_result& r) {
 
 void on_tick(self_ptr self) {
   auto& st = self->state;
-  auto now = steady_now_ns();
+  auto now = st.clock();
   if (st.pool->stopping()) {
     st.pool->on_tick(now);
     return;
@@ -391,8 +393,10 @@ void begin(self_ptr self) {
 node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_actor manager,
                                                      std::string node_id, node_config cfg,
                                                      manager_options opts,
-                                                     std::shared_ptr<detail::reactor> io) {
+                                                     std::shared_ptr<detail::reactor> io,
+                                                     detail::steady_clock_fn clock) {
   auto& st = self->state;
+  st.clock = clock;
   st.node_id = std::move(node_id);
   st.cfg = std::move(cfg);
   st.opts = opts;
@@ -417,7 +421,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
     auto& pool = *self->state.pool;
     for (auto& w : pool.workers())
       if (w.worker.address() == dm.source) {
-        pool.on_gone(steady_now_ns(), w.id, true, "connection worker terminated unexpectedly");
+        pool.on_gone(self->state.clock(), w.id, true, "connection worker terminated unexpectedly");
         stats_changed(self);
         return;
       }
@@ -428,8 +432,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         auto rp = self->make_response_promise<result_set>();
         auto deadline = job.deadline_ns;
         bool exclusive = detail::opens_transaction(job.sql);
-        st.pool->on_request(steady_now_ns(), pending_query{rp, std::move(job)}, deadline,
-                            exclusive);
+        st.pool->on_request(st.clock(), pending_query{rp, std::move(job)}, deadline, exclusive);
         stats_changed(self);
         return rp;
       },
@@ -438,7 +441,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         st.start_rp = self->make_response_promise<ok_atom>();
         bool literal = is_literal_address(st.cfg.host);
         if (literal) build_params(st, {});
-        st.pool->on_start(steady_now_ns(), literal);
+        st.pool->on_start(st.clock(), literal);
         begin(self);
         return st.start_rp;
       },
@@ -451,7 +454,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         }
         st.stop_rp = rp;
         // Half a second beyond the workers' own grace: they answer first.
-        st.pool->on_stop(steady_now_ns() + grace.count() + 500'000'000);
+        st.pool->on_stop(st.clock() + grace.count() + 500'000'000);
         if (st.probe) {
           self->unlink_from(st.probe);
           self->send_exit(st.probe, caf::exit_reason::user_shutdown);
@@ -475,7 +478,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       [=](resolved_atom, std::uint64_t gen, const std::string& addr, const std::string& err) {
         auto& st = self->state;
         if (gen != st.dns_gen || st.pool->stopping()) return;
-        auto now = steady_now_ns();
+        auto now = st.clock();
         if (!err.empty()) {
           auto msg = detail::with_context("connection failed", err);
           st.pool->on_resolved(now, msg);
@@ -500,9 +503,10 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys, manager_actor manager,
                                             std::string node_id, node_config cfg,
                                             manager_options opts,
-                                            std::shared_ptr<detail::reactor> io) {
+                                            std::shared_ptr<detail::reactor> io,
+                                            detail::steady_clock_fn clock) {
   return sys.spawn(node_supervisor, std::move(manager), std::move(node_id), std::move(cfg), opts,
-                   std::move(io));
+                   std::move(io), clock);
 }
 
 } // namespace pgcm
