@@ -20,6 +20,7 @@
 #include "reactor.hpp"
 #include "socket_lend.hpp"
 #include "tick_timer.hpp"
+#include "worker_phase.hpp"
 
 namespace pgcm {
 
@@ -49,58 +50,7 @@ struct inflight {
   bool unsent = false;    // never reached the server: may always be handed back
 };
 
-/// Lifecycle of a worker (reported to the owner as worker_state: draining
-/// reports as retiring, which is what it is to the owner).
-enum class phase : std::uint8_t {
-  connecting, ///< opening the connection (TCP, TLS, auth)
-  ready,      ///< open; takes requests
-  retiring, ///< left in a transaction: no new requests; closes once the in-flight ones are answered
-  draining, ///< told to drain: no new requests; in-flight ones until the grace deadline, then
-            ///< closes
-  closed,   ///< connection closed cleanly; nothing may touch it any more (may linger, then quits)
-  failed,   ///< connection broke or could not be opened; as closed
-};
-
-const char* to_string(phase p) {
-  switch (p) {
-  case phase::connecting:
-    return "connecting";
-  case phase::ready:
-    return "ready";
-  case phase::retiring:
-    return "retiring";
-  case phase::draining:
-    return "draining";
-  case phase::closed:
-    return "closed";
-  case phase::failed:
-    return "failed";
-  }
-  return "?";
-}
-
-/// Whether a worker may move from `from` to `to` (staying is always legal).
-constexpr bool legal_transition(phase from, phase to) {
-  if (from == to) return true;
-  switch (from) {
-  case phase::connecting:
-    return to == phase::ready || to == phase::closed || to == phase::failed;
-  case phase::ready:
-    return to == phase::retiring || to == phase::draining || to == phase::failed;
-  case phase::retiring:
-    return to == phase::draining || to == phase::closed || to == phase::failed;
-  case phase::draining:
-    return to == phase::closed || to == phase::failed;
-  case phase::closed:
-  case phase::failed:
-    return false;
-  }
-  return false;
-}
-
-static_assert(legal_transition(phase::connecting, phase::ready));
-static_assert(!legal_transition(phase::closed, phase::ready));
-static_assert(!legal_transition(phase::draining, phase::ready));
+using phase = detail::worker_phase;
 
 worker_state reported(phase p) {
   switch (p) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pool_policy.hpp"
+#include "worker_phase.hpp"
 
 using namespace std::chrono;
 using namespace pgcm::detail;
@@ -16,6 +17,9 @@ using namespace pgcm::detail;
 namespace pgcm::detail {
 std::ostream& operator<<(std::ostream& os, node_state s) {
   return os << to_string(s);
+}
+std::ostream& operator<<(std::ostream& os, worker_phase p) {
+  return os << to_string(p);
 }
 std::ostream& operator<<(std::ostream& os, pool_reject r) {
   return os << static_cast<int>(r);
@@ -388,4 +392,43 @@ BOOST_FIXTURE_TEST_CASE(drain_deadline_kills_what_is_left, fixture) {
   BOOST_CHECK_EQUAL(shell.killed.size(), 2u);
   BOOST_CHECK_EQUAL(pool->state(), node_state::stopped);
   BOOST_CHECK_EQUAL(shell.stopped_calls, 1);
+}
+
+// -- the connection worker's states (worker_phase.hpp) ---------------------------
+
+BOOST_AUTO_TEST_CASE(worker_phase_legal_moves) {
+  using p = worker_phase;
+  // The life of a pool connection.
+  BOOST_CHECK(legal_transition(p::connecting, p::ready));
+  BOOST_CHECK(legal_transition(p::ready, p::retiring));
+  BOOST_CHECK(legal_transition(p::retiring, p::closed));
+  BOOST_CHECK(legal_transition(p::ready, p::draining));
+  BOOST_CHECK(legal_transition(p::retiring, p::draining));
+  BOOST_CHECK(legal_transition(p::draining, p::closed));
+  // Failing is possible from every open state, and while connecting.
+  for (auto from : {p::connecting, p::ready, p::retiring, p::draining})
+    BOOST_CHECK(legal_transition(from, p::failed));
+  // Drained before it was ready: closed at once.
+  BOOST_CHECK(legal_transition(p::connecting, p::closed));
+  // Staying is always legal.
+  for (auto s : {p::connecting, p::ready, p::retiring, p::draining, p::closed, p::failed})
+    BOOST_CHECK(legal_transition(s, s));
+}
+
+BOOST_AUTO_TEST_CASE(worker_phase_illegal_moves) {
+  using p = worker_phase;
+  // Nothing goes back to connecting or to ready once it wound down.
+  for (auto from : {p::ready, p::retiring, p::draining, p::closed, p::failed})
+    BOOST_CHECK(!legal_transition(from, p::connecting));
+  for (auto from : {p::retiring, p::draining, p::closed, p::failed})
+    BOOST_CHECK(!legal_transition(from, p::ready));
+  BOOST_CHECK(!legal_transition(p::draining, p::retiring));
+  BOOST_CHECK(!legal_transition(p::connecting, p::retiring));
+  BOOST_CHECK(!legal_transition(p::connecting, p::draining)); // drained while connecting: closed
+  // A ready connection closes only by retiring or draining (it answers what it holds).
+  BOOST_CHECK(!legal_transition(p::ready, p::closed));
+  // Closed and failed are final.
+  BOOST_CHECK(!legal_transition(p::closed, p::failed));
+  BOOST_CHECK(!legal_transition(p::failed, p::closed));
+  BOOST_CHECK(!legal_transition(p::closed, p::draining));
 }
