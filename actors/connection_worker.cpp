@@ -15,10 +15,13 @@
 #include "core_actor.hpp"
 #include "inline_unit.hpp"
 #include "log.hpp"
+#include "node_error.hpp"
 #include "pgcm/messages/error.hpp"
 #include "pq_connection.hpp"
 #include "reactor.hpp"
 #include "socket_lend.hpp"
+#include "tick_timer.hpp"
+#include "worker_phase.hpp"
 
 namespace pgcm {
 
@@ -48,12 +51,31 @@ struct inflight {
   bool unsent = false;    // never reached the server: may always be handed back
 };
 
+using phase = detail::worker_phase;
+
+worker_state reported(phase p) {
+  switch (p) {
+  case phase::connecting:
+    return worker_state::connecting;
+  case phase::ready:
+    return worker_state::ready;
+  case phase::retiring:
+  case phase::draining:
+    return worker_state::retiring;
+  case phase::closed:
+    return worker_state::closed;
+  case phase::failed:
+    return worker_state::failed;
+  }
+  return worker_state::failed;
+}
+
 struct worker_data {
   static inline const char* name = "pgcm.core.connection_worker"; // a name only (logs)
   worker_config cfg;
   worker_owner_actor owner;
   std::unique_ptr<detail::pq_connection> conn;
-  worker_state state = worker_state::connecting;
+  phase state = phase::connecting;
   std::uint64_t reg_id = 0;
   int watched_fd = -1;
   /// Set while the socket is lent to the facade caller whose query is the
@@ -79,14 +101,12 @@ struct worker_data {
   std::deque<inflight> queue;
   std::int64_t connect_deadline_ns = 0;
   // Timer: one pending tick at a time, for the earliest deadline.
-  std::uint64_t timer_gen = 0;
-  std::int64_t timer_at_ns = 0;
-  // Cancellation of the statement at the head of the pipeline.
-  bool head_cancelled = false;
+  detail::tick_timer timer;
+  // Cancellation of the statement at the head of the pipeline: when it was
+  // sent (0: the head is not cancelled).
   std::int64_t cancel_sent_ns = 0;
   std::int64_t last_cancel_ns = 0;
-  // Draining: answer what is in flight, then close.
-  bool draining = false;
+  // Draining: answer what is in flight until then, then close.
   std::int64_t drain_deadline_ns = 0;
   // Counts since the last report.
   worker_report pending_report;
@@ -99,26 +119,28 @@ struct worker_data {
   // Requests to hand back to the supervisor, sent after the next report so
   // that the supervisor never routes them to this worker once it failed.
   std::vector<inflight> retries;
-  bool finished = false;  // connection closed; nothing may touch it any more
-  bool was_ready = false; // the supervisor may have routed requests here
   std::vector<detail::pq_outcome> done;
+
+  /// Connection closed (closed or failed); nothing may touch it any more.
+  bool finished() const { return state == phase::closed || state == phase::failed; }
+  /// Takes no new requests, answers those in flight.
+  bool winding_down() const { return state == phase::retiring || state == phase::draining; }
+
+  caf::error closed_early() const {
+    return detail::node_error(errc::shutting_down, cfg.node_id,
+                              "connection closed before the query finished (shutting down)");
+  }
 
   ~worker_data() {
     // Exactly one answer per request, even when the actor is killed.
     for (auto& f : retries)
-      if (f.rp.pending())
-        f.rp.deliver(make_error(errc::shutting_down, "node " + cfg.node_id +
-                                                         ": connection closed before the query "
-                                                         "finished (shutting down)"));
+      if (f.rp.pending()) f.rp.deliver(closed_early());
     for (auto& f : queue)
-      if (!f.abandoned && f.rp.pending())
-        f.rp.deliver(make_error(errc::shutting_down, "node " + cfg.node_id +
-                                                         ": connection closed before the query "
-                                                         "finished (shutting down)"));
+      if (!f.abandoned && f.rp.pending()) f.rp.deliver(closed_early());
     // Killed with a statement running (e.g. the supervisor's stop deadline
     // passed before our own drain deadline was handled): cancel it, or the
     // server keeps running it after the connection is closed.
-    if (conn && !finished && !queue.empty() && state != worker_state::connecting)
+    if (conn && !finished() && !queue.empty() && state != phase::connecting)
       detail::reactor::cancel_async(conn->make_cancel());
     take_back();
     if (cfg.io) cfg.io->remove(reg_id, owned_watched_fd());
@@ -127,22 +149,6 @@ struct worker_data {
 
 // A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
 using self_ptr = detail::core_pointer<connection_worker_actor, worker_data>;
-
-const char* state_name(worker_state s) {
-  switch (s) {
-  case worker_state::connecting:
-    return "connecting";
-  case worker_state::ready:
-    return "ready";
-  case worker_state::retiring:
-    return "retiring";
-  case worker_state::closed:
-    return "closed";
-  case worker_state::failed:
-    return "failed";
-  }
-  return "?";
-}
 
 /// Tick generation of the report flush timer (deadline ticks count up from 1).
 constexpr std::uint64_t flush_tick = 0;
@@ -171,7 +177,7 @@ void send_report(self_ptr self, bool force = false) {
   }
   if (wanted) {
     r.worker_id = st.cfg.worker_id;
-    r.state = st.state;
+    r.state = reported(st.state);
     self->send(st.owner, report_atom::value, r);
     r = worker_report{};
     st.published_answers = 0;
@@ -194,14 +200,25 @@ void hand_back(worker_data& st, inflight&& f) {
   st.retries.push_back(std::move(f));
 }
 
-void set_state(self_ptr self, worker_state s, std::string error = {}) {
+/// The one place the worker's state changes. An illegal move is a bug: it
+/// aborts debug builds; release builds log it and move anyway.
+void set_state(self_ptr self, phase s, std::string error = {}) {
   auto& st = self->state;
   if (st.state == s) return;
+  if (!legal_transition(st.state, s)) {
+    log::error("node {}: connection {}: illegal state transition {} -> {}", st.cfg.node_id,
+               st.cfg.worker_id, to_string(st.state), to_string(s));
+    PGCM_ASSERT(false, "worker: only legal connection state transitions (worker_phase.hpp)");
+  }
   log::debug("node {}: connection {} {} -> {}", st.cfg.node_id, st.cfg.worker_id,
-             state_name(st.state), state_name(s));
+             to_string(st.state), to_string(s));
+  // Draining is not worth a report of its own: the owner told it to drain.
+  bool report = reported(st.state) != reported(s) && s != phase::draining;
   st.state = s;
-  st.state_changed = true;
-  st.pending_report.error = std::move(error);
+  if (report) {
+    st.state_changed = true;
+    st.pending_report.error = std::move(error);
+  }
 }
 
 void arm(self_ptr self, bool writable) {
@@ -217,7 +234,7 @@ void arm(self_ptr self, bool writable) {
   // Connecting (TLS handshake, SCRAM's key derivation) costs milliseconds of
   // CPU: that runs on the scheduler's threads, in parallel for many
   // connections, not one after another on the reactor thread.
-  st.cfg.io->watch(st.reg_id, fd, true, writable, st.state != worker_state::connecting);
+  st.cfg.io->watch(st.reg_id, fd, true, writable, st.state != phase::connecting);
 }
 
 /// Lends the socket to the facade caller this worker runs on if the query
@@ -241,24 +258,22 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
 }
 
 void schedule(self_ptr self, std::int64_t at_ns) {
-  auto& st = self->state;
-  if (at_ns <= 0) return;
-  if (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns) return;
-  st.timer_at_ns = at_ns;
-  auto delay = std::max<std::int64_t>(0, at_ns - steady_now_ns());
-  self->delayed_send(self, nanoseconds{delay}, tick_atom::value, ++st.timer_gen);
+  self->state.timer.arm(self, tick_atom::value, at_ns, steady_now_ns());
 }
 
 std::string timeout_message(const worker_data& st, const query_job& job) {
-  return "node " + st.cfg.node_id + ": query timeout (deadline of " +
-         std::to_string(job.timeout_ms) + " ms passed)";
+  return detail::node_message(st.cfg.node_id, "query timeout (deadline of " +
+                                                  std::to_string(job.timeout_ms) + " ms passed)");
 }
 
 /// Closes the connection and quits; every request still queued is answered
 /// (retried where that is safe, else with `err`).
-void finish(self_ptr self, worker_state final_state, const caf::error& err, bool retry_safe) {
+void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_safe) {
   auto& st = self->state;
-  st.finished = true;
+  // Ready until now (not draining): the supervisor may have routed requests here.
+  bool linger = st.state == phase::ready || st.state == phase::retiring;
+  set_state(self, final_state,
+            final_state == phase::failed ? to_error_info(err).message : std::string{});
   st.take_back();
   for (auto& f : st.queue) {
     if (f.abandoned) {
@@ -281,14 +296,12 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
     st.cfg.io->remove(0, fd); // id 0: only drop the fd's interest
   st.watched_fd = -1;
   if (st.conn) st.conn->close();
-  set_state(self, final_state,
-            final_state == worker_state::failed ? to_error_info(err).message : std::string{});
   send_report(self);
-  if (st.was_ready && !st.draining && st.cfg.retry_to) {
+  if (linger && st.cfg.retry_to) {
     // The supervisor may have routed requests here before it read the
     // report: linger a little and hand those back instead of letting them
     // bounce off a dead actor (their callers would see "shutting down").
-    self->delayed_send(self, linger_time, tick_atom::value, ++st.timer_gen);
+    st.timer.arm_after(self, tick_atom::value, linger_time);
     return;
   }
   self->quit();
@@ -297,18 +310,16 @@ void finish(self_ptr self, worker_state final_state, const caf::error& err, bool
 void fail_connection(self_ptr self, const std::string& why, bool retry_safe) {
   auto& st = self->state;
   log::info("node {}: connection {} lost: {}", st.cfg.node_id, st.cfg.worker_id, why);
-  finish(
-      self, worker_state::failed,
-      make_error(errc::connection_failed, "node " + st.cfg.node_id + ": connection lost: " + why),
-      retry_safe);
+  finish(self, phase::failed,
+         detail::node_error(errc::connection_failed, st.cfg.node_id, "connection lost", why),
+         retry_safe);
 }
 
 /// Cancels the statement at the head of the pipeline if its request was
 /// already answered (timed out or drained).
 void maybe_cancel_head(self_ptr self) {
   auto& st = self->state;
-  if (st.queue.empty() || !st.queue.front().abandoned || st.head_cancelled) return;
-  st.head_cancelled = true;
+  if (st.queue.empty() || !st.queue.front().abandoned || st.cancel_sent_ns != 0) return;
   st.cancel_sent_ns = st.last_cancel_ns = steady_now_ns();
   if (!detail::reactor::cancel_async(st.conn->make_cancel())) {
     fail_connection(self, "could not send a cancel request", false);
@@ -333,8 +344,7 @@ bool retryable(const worker_data& st, const detail::pq_outcome& out, const query
 void close_when_idle(self_ptr self) {
   auto& st = self->state;
   if (!st.queue.empty()) return;
-  if (st.draining || st.state == worker_state::retiring)
-    finish(self, worker_state::closed, caf::error{}, false);
+  if (st.winding_down()) finish(self, phase::closed, caf::error{}, false);
 }
 
 void deliver_outcomes(self_ptr self) {
@@ -343,7 +353,7 @@ void deliver_outcomes(self_ptr self) {
     if (st.queue.empty()) break; // cannot happen: one outcome per request sent
     auto f = std::move(st.queue.front());
     st.queue.pop_front();
-    st.head_cancelled = false;
+    st.cancel_sent_ns = 0;
     if (f.abandoned) {
       ++st.pending_report.timed_out;
       continue;
@@ -356,18 +366,20 @@ void deliver_outcomes(self_ptr self) {
       hand_back(st, std::move(f));
     } else {
       auto code = out.fatal ? errc::connection_failed : errc::query_failed;
-      auto what = out.fatal ? ": connection lost: " : ": query failed: ";
-      f.rp.deliver(make_error(code, "node " + st.cfg.node_id + what + out.error, out.sqlstate));
+      auto what = out.fatal ? "connection lost: " : "query failed: ";
+      // The server's text verbatim, whatever it starts with.
+      f.rp.deliver(
+          make_error(code, detail::node_message(st.cfg.node_id, what) + out.error, out.sqlstate));
       ++st.pending_report.failed;
     }
   }
   st.done.clear();
   // A request that leaves a transaction open poisons the connection: it is
   // discarded, never reused (its transaction is rolled back by the server).
-  if (st.queue.empty() && st.state == worker_state::ready && !st.conn->idle_in_session()) {
+  if (st.queue.empty() && st.state == phase::ready && !st.conn->idle_in_session()) {
     log::info("node {}: connection {} left in a transaction; discarding it", st.cfg.node_id,
               st.cfg.worker_id);
-    set_state(self, worker_state::retiring);
+    set_state(self, phase::retiring);
   }
   maybe_cancel_head(self);
 }
@@ -389,14 +401,14 @@ void on_readable(self_ptr self, bool writable_too) {
   for (auto& o : st.done)
     server_ended_session |= o.fatal && o.sqlstate.rfind("57P0", 0) == 0;
   deliver_outcomes(self);
-  if (self->state.finished) return;
+  if (self->state.finished()) return;
   if (!alive || server_ended_session)
     return fail_connection(
         self, alive ? std::string{"the server ended the session"} : st.conn->last_error(),
         server_ended_session);
-  if (st.state == worker_state::retiring || st.draining) {
+  if (st.winding_down()) {
     close_when_idle(self);
-    if (self->state.finished) return;
+    if (self->state.finished()) return;
   }
   send_report(self);
   // The caller the socket is lent to ran this and its result is still
@@ -422,53 +434,50 @@ void on_connect_progress(self_ptr self) {
     arm(self, true);
     return;
   case detail::pq_connection::connect_status::ready:
-    set_state(self, worker_state::ready);
-    st.was_ready = true;
+    set_state(self, phase::ready);
     log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id, st.cfg.worker_id,
                st.conn->backend_pid());
     send_report(self);
     arm(self, false);
-    if (st.draining) close_when_idle(self);
     return;
   case detail::pq_connection::connect_status::failed:
-    return finish(self, worker_state::failed,
-                  make_error(errc::connection_failed,
-                             "node " + st.cfg.node_id + ": connection failed: " + err),
-                  false);
+    return finish(
+        self, phase::failed,
+        detail::node_error(errc::connection_failed, st.cfg.node_id, "connection failed", err),
+        false);
   }
 }
 
 void on_tick(self_ptr self) {
   auto& st = self->state;
-  if (st.finished) {
+  if (st.finished()) {
     self->quit(); // end of the linger time
     return;
   }
   if (st.lend)
     arm(self, false); // a request may be answered here: the caller must not wait on the socket
   auto now = steady_now_ns();
-  st.timer_at_ns = 0;
-  if (st.state == worker_state::connecting) {
+  if (st.state == phase::connecting) {
     if (now >= st.connect_deadline_ns)
-      return finish(self, worker_state::failed,
-                    make_error(errc::connection_failed,
-                               "node " + st.cfg.node_id + ": connection failed: timeout after " +
-                                   std::to_string(st.cfg.connect_timeout.count()) + " ms"),
+      return finish(self, phase::failed,
+                    detail::node_error(errc::connection_failed, st.cfg.node_id, "connection failed",
+                                       "timeout after " +
+                                           std::to_string(st.cfg.connect_timeout.count()) + " ms"),
                     false);
     schedule(self, st.connect_deadline_ns);
     return;
   }
-  if (st.draining && now >= st.drain_deadline_ns) {
+  bool draining = st.state == phase::draining;
+  if (draining && now >= st.drain_deadline_ns) {
     // Grace period over: cancel what runs, answer everything, close.
     if (!st.queue.empty() && !st.queue.front().abandoned)
       detail::reactor::cancel_async(st.conn->make_cancel());
-    return finish(
-        self, worker_state::closed,
-        make_error(errc::shutting_down,
-                   "node " + st.cfg.node_id + ": query cancelled: shutdown deadline passed"),
-        false);
+    return finish(self, phase::closed,
+                  detail::node_error(errc::shutting_down, st.cfg.node_id,
+                                     "query cancelled: shutdown deadline passed"),
+                  false);
   }
-  std::int64_t next = st.draining ? st.drain_deadline_ns : 0;
+  std::int64_t next = draining ? st.drain_deadline_ns : 0;
   auto earliest = [&](std::int64_t t) {
     if (t > 0 && (next == 0 || t < next)) next = t;
   };
@@ -481,12 +490,12 @@ void on_tick(self_ptr self) {
       earliest(f.job.deadline_ns);
     }
   }
-  if (st.head_cancelled &&
+  if (st.cancel_sent_ns != 0 &&
       now - st.cancel_sent_ns >= duration_cast<nanoseconds>(st.cfg.cancel_grace).count())
     return fail_connection(self, "statement did not stop after cancel", false);
   maybe_cancel_head(self);
-  if (self->state.finished) return;
-  if (st.head_cancelled)
+  if (self->state.finished()) return;
+  if (st.cancel_sent_ns != 0)
     earliest(st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
   schedule(self, next);
 }
@@ -500,9 +509,8 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
   st.reg_id = st.cfg.io->add(caf::actor_cast<caf::actor>(self));
   std::string err;
   if (!st.conn->start(*st.cfg.params, err)) {
-    finish(self, worker_state::failed,
-           make_error(errc::connection_failed,
-                      "node " + st.cfg.node_id + ": connection failed: " + err),
+    finish(self, phase::failed,
+           detail::node_error(errc::connection_failed, st.cfg.node_id, "connection failed", err),
            false);
   } else {
     st.connect_deadline_ns =
@@ -520,7 +528,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
           send_report(self);
           return rp;
         }
-        if (st.state != worker_state::ready || st.draining) {
+        if (st.state != phase::ready) {
           // Raced with a state change the supervisor has not seen yet; the
           // statement was not sent, so hand it back.
           if (st.cfg.retry_to) {
@@ -529,8 +537,8 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
             return rp;
           }
           ++st.pending_report.failed;
-          rp.deliver(make_error(errc::connection_failed,
-                                "node " + st.cfg.node_id + ": connection not available"));
+          rp.deliver(detail::node_error(errc::connection_failed, st.cfg.node_id,
+                                        "connection not available"));
           send_report(self);
           return rp;
         }
@@ -574,29 +582,29 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
       },
       [=](io_atom, std::uint32_t events) {
         auto& st = self->state;
-        if (st.state == worker_state::connecting)
+        if (st.state == phase::connecting)
           on_connect_progress(self);
-        else if (st.state == worker_state::ready || st.state == worker_state::retiring)
+        else if (st.state == phase::ready || st.winding_down())
           on_readable(self, (events & EPOLLOUT) != 0);
       },
       [=](tick_atom, std::uint64_t gen) {
         if (gen == flush_tick) {
           self->state.flush_scheduled = false;
           send_report(self, true);
-        } else if (gen == self->state.timer_gen) {
+        } else if (self->state.timer.fired(gen)) {
           on_tick(self);
         }
       },
       [=](drain_atom, caf::timespan grace) {
         auto& st = self->state;
-        if (st.finished) {
+        if (st.finished()) {
           self->quit(); // lingering after its connection closed
           return;
         }
-        st.draining = true;
+        if (st.state == phase::connecting) return finish(self, phase::closed, caf::error{}, false);
+        set_state(self, phase::draining);
         st.drain_deadline_ns = steady_now_ns() + grace.count();
-        if (st.state == worker_state::connecting || st.queue.empty())
-          return finish(self, worker_state::closed, caf::error{}, false);
+        if (st.queue.empty()) return finish(self, phase::closed, caf::error{}, false);
         schedule(self, st.drain_deadline_ns);
       },
   };

@@ -21,6 +21,9 @@
 //        v
 //    [retiring] --in-flight answered--> [closed] (quits)
 //
+// (Drain: in-flight requests get the grace period, then [closed]. The states
+// and their legal moves: src/worker_phase.hpp.)
+//
 // Guarantees: every request gets exactly one answer: its result, its error,
 // query_timeout at its deadline (the statement is then cancelled on the
 // server with PQcancel on a detached thread), shutting_down when drained

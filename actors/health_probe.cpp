@@ -8,9 +8,11 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "core_actor.hpp"
+#include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/messages/error.hpp"
 #include "reactor.hpp"
+#include "tick_timer.hpp"
 
 namespace pgcm {
 
@@ -26,7 +28,7 @@ struct probe_data {
   worker_state worker_st = worker_state::closed;
   bool probing = false;
   std::int64_t probe_deadline_ns = 0;
-  std::uint64_t tick_gen = 0;
+  detail::tick_timer timer;
   std::uint64_t probe_seq = 0;
   /// The probe_seq of the probe that opened the current worker's connection.
   std::uint64_t worker_born_seq = 0;
@@ -42,7 +44,7 @@ void schedule_next(self_ptr self) {
   auto& st = self->state;
   auto interval = duration_cast<nanoseconds>(st.cfg.interval).count();
   std::uniform_int_distribution<std::int64_t> jitter{0, interval / 10};
-  self->delayed_send(self, nanoseconds{interval - jitter(st.rng)}, tick_atom::value, ++st.tick_gen);
+  st.timer.arm_after(self, tick_atom::value, nanoseconds{interval - jitter(st.rng)});
 }
 
 void report(self_ptr self, probe_result r) {
@@ -132,7 +134,7 @@ void send_query(self_ptr self) {
           [=](caf::error& err) {
             auto& st = self->state;
             if (seq != st.probe_seq) return;
-            auto info = to_error_info(err, "node " + st.cfg.node_id);
+            auto info = to_error_info(err, "node " + st.cfg.node_id); // context of CAF's errors
             if (info.code != errc::query_failed) {
               drop_worker(self); // timed out or broken: start over on a fresh connection
               if (info.code == errc::connection_failed && st.worker_born_seq != seq &&
@@ -206,15 +208,16 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
       },
       [=](tick_atom, std::uint64_t gen) {
         auto& st = self->state;
-        if (gen != st.tick_gen) return;
+        if (!st.timer.fired(gen)) return;
         if (st.probing && st.worker_st == worker_state::ready &&
             steady_now_ns() > st.probe_deadline_ns + lost_reply_margin_ns) {
           // The worker never answered (it answers by the deadline): a lost
           // message. Start over on a fresh connection.
           ++st.probe_seq;
           drop_worker(self);
-          report(self, probe_result{false, node_role::unknown, 0,
-                                    "node " + st.cfg.node_id + ": health probe got no answer"});
+          report(self,
+                 probe_result{false, node_role::unknown, 0,
+                              detail::node_message(st.cfg.node_id, "health probe got no answer")});
         }
         start_probe(self);
         schedule_next(self);

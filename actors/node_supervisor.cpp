@@ -1,7 +1,7 @@
 #include "pgcm/actors/node_supervisor.hpp"
 
 #include <algorithm>
-#include <deque>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -17,11 +17,14 @@
 #include "core_actor.hpp"
 #include "health_tracker.hpp"
 #include "log.hpp"
+#include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/health_probe.hpp"
 #include "pgcm/messages/error.hpp"
+#include "pool_policy.hpp"
 #include "pq_connection.hpp"
 #include "reactor.hpp"
+#include "tick_timer.hpp"
 
 namespace pgcm {
 
@@ -30,30 +33,39 @@ namespace {
 using namespace std::chrono;
 
 constexpr std::int64_t stats_interval_ns = 250'000'000; // pool_stats events: 4/s at most
-constexpr std::int64_t dns_ttl_ns = 30'000'000'000;
+constexpr auto dns_ttl = seconds{30};
 
-std::int64_t to_ns(milliseconds d) {
-  return duration_cast<nanoseconds>(d).count();
-}
+struct supervisor_data;
+// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
+using self_ptr = detail::core_pointer<node_supervisor_actor, supervisor_data>;
 
-struct slot {
-  connection_worker_actor handle;
-  std::uint32_t id = 0;
-  worker_state state = worker_state::connecting;
-  std::int64_t sent = 0; // requests routed to it; minus counters->answered = in flight
-  std::shared_ptr<worker_counters> counters;
-  bool exclusive = false; // runs a statement that may open a transaction
-
-  int in_flight() const {
-    return static_cast<int>(std::max<std::int64_t>(0, sent - counters->answered.load()));
-  }
-};
-
-struct waiting_request {
+/// A caller of (query_atom, query_job) waiting for its answer.
+struct pending_query {
   caf::typed_response_promise<result_set> rp;
   query_job job;
-  bool exclusive = false;
 };
+
+/// Carries out the pool policy's decisions with the actor.
+struct supervisor_shell {
+  using request = pending_query;
+  using handle = connection_worker_actor;
+  using counters = worker_counters;
+
+  self_ptr self = nullptr;
+
+  handle spawn(std::uint32_t id, std::shared_ptr<worker_counters> counters);
+  void send(const handle& worker, request&& rp);
+  void reject(request&& rp, detail::pool_reject why);
+  void arm(std::int64_t at_ns);
+  void resolve();
+  void connected(bool connected);
+  void first_attempt_done();
+  void stopped();
+  void kill(const handle& worker);
+  void connect_failed(const std::string& error, int attempt, std::int64_t next_in_ns);
+};
+
+using policy_type = detail::pool_policy<supervisor_shell>;
 
 struct supervisor_data {
   static inline const char* name = "pgcm.core.node_supervisor"; // a name only (logs)
@@ -64,27 +76,17 @@ struct supervisor_data {
   std::shared_ptr<detail::reactor> io;
   std::shared_ptr<const detail::conn_params> params;
 
-  std::vector<slot> workers;
-  std::uint32_t next_worker_id = 1;
-  std::deque<waiting_request> waiting;
+  supervisor_shell shell;
+  std::optional<policy_type> pool; // set when the behavior starts
 
   detail::health_tracker health{3};
   health_probe_actor probe;
 
-  pool_stats stats;
   pool_stats published;
   std::int64_t last_publish_ns = 0;
   bool stats_dirty = false;
 
-  bool connected = false;
-  std::string last_error;
-  int failures_in_row = 0;
-  std::int64_t next_attempt_ns = 0;
-
   // DNS: host names are resolved on a detached thread, never in libpq.
-  bool needs_dns = false;
-  bool resolving = false;
-  std::int64_t resolved_at_ns = 0;
   std::uint64_t dns_gen = 0;
 
   // start_atom: answered once the first connection attempt and probe finished.
@@ -92,38 +94,27 @@ struct supervisor_data {
   bool first_connect_done = false;
   bool first_probe_done = false;
 
-  bool stopping = false;
   caf::typed_response_promise<ok_atom> stop_rp;
-  std::int64_t stop_deadline_ns = 0;
 
-  std::uint64_t timer_gen = 0;
-  std::int64_t timer_at_ns = 0;
-  std::minstd_rand rng{std::random_device{}()};
+  detail::tick_timer timer;
+  /// The steady clock in ns (query_job::deadline_ns); tests use a fake one.
+  detail::steady_clock_fn clock = &steady_now_ns;
 
   ~supervisor_data() {
-    for (auto& w : waiting)
-      if (w.rp.pending())
-        w.rp.deliver(make_error(errc::shutting_down, "node " + node_id + ": shutting down"));
+    if (pool)
+      pool->for_each_waiting([this](pending_query& q) {
+        if (q.rp.pending())
+          q.rp.deliver(detail::node_error(errc::shutting_down, node_id, "shutting down"));
+      });
     if (start_rp.pending()) start_rp.deliver(ok_atom::value);
     if (stop_rp.pending()) stop_rp.deliver(ok_atom::value);
   }
 };
 
-// A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
-using self_ptr = detail::core_pointer<node_supervisor_actor, supervisor_data>;
-
-std::string node_prefix(const supervisor_data& st) {
-  return "node " + st.node_id;
-}
-
 // -- timers and events --------------------------------------------------------
 
 void schedule(self_ptr self, std::int64_t at_ns) {
-  auto& st = self->state;
-  if (at_ns <= 0 || (st.timer_at_ns != 0 && st.timer_at_ns <= at_ns)) return;
-  st.timer_at_ns = at_ns;
-  auto delay = std::max<std::int64_t>(0, at_ns - steady_now_ns());
-  self->delayed_send(self, nanoseconds{delay}, tick_atom::value, ++st.timer_gen);
+  self->state.timer.arm(self, tick_atom::value, at_ns, self->state.clock());
 }
 
 void publish(self_ptr self, node_event ev) {
@@ -131,52 +122,24 @@ void publish(self_ptr self, node_event ev) {
   self->send(self->state.manager, publish_atom::value, std::move(ev));
 }
 
-void refresh_gauges(supervisor_data& st) {
-  st.stats.total_connections = static_cast<std::int64_t>(st.workers.size());
-  st.stats.idle_connections = 0;
-  st.stats.in_flight_requests = 0;
-  for (auto& w : st.workers) {
-    auto n = w.in_flight();
-    if (w.state == worker_state::ready && n == 0) ++st.stats.idle_connections;
-    st.stats.in_flight_requests += n;
-  }
-  st.stats.waiting_requests = static_cast<std::int64_t>(st.waiting.size());
-}
-
 /// Publishes pool_stats when they changed, at most every 250 ms.
 void stats_changed(self_ptr self, bool force = false) {
   auto& st = self->state;
-  refresh_gauges(st);
-  if (st.stats == st.published) return;
-  auto now = steady_now_ns();
+  const auto& stats = st.pool->refreshed_stats();
+  if (stats == st.published) return;
+  auto now = st.clock();
   if (force || now - st.last_publish_ns >= stats_interval_ns) {
-    st.published = st.stats;
+    st.published = stats;
     st.last_publish_ns = now;
     st.stats_dirty = false;
     node_event ev;
     ev.type = event::pool_stats;
-    ev.stats = st.stats;
+    ev.stats = stats;
     publish(self, std::move(ev));
   } else if (!st.stats_dirty) {
     st.stats_dirty = true;
     schedule(self, st.last_publish_ns + stats_interval_ns);
   }
-}
-
-void set_connected(self_ptr self, bool connected) {
-  auto& st = self->state;
-  if (st.connected == connected) return;
-  st.connected = connected;
-  node_event ev;
-  ev.type = connected ? event::node_connected : event::node_disconnected;
-  if (!connected && !st.last_error.empty())
-    ev.error = error_info{errc::connection_failed, st.last_error, std::nullopt};
-  if (connected || st.stopping)
-    log::info("{}: {}", node_prefix(st), connected ? "connected" : "disconnected (closed)");
-  else
-    log::warn("{}: disconnected{}{}", node_prefix(st), st.last_error.empty() ? "" : ": ",
-              st.last_error);
-  publish(self, std::move(ev));
 }
 
 void maybe_finish_start(self_ptr self) {
@@ -185,317 +148,149 @@ void maybe_finish_start(self_ptr self) {
     st.start_rp.deliver(ok_atom::value);
 }
 
-// -- pool ---------------------------------------------------------------------
-
-int count(const supervisor_data& st, worker_state s) {
-  return static_cast<int>(std::count_if(st.workers.begin(), st.workers.end(),
-                                        [s](const slot& w) { return w.state == s; }));
-}
-
-slot* find(supervisor_data& st, std::uint32_t id) {
-  for (auto& w : st.workers)
-    if (w.id == id) return &w;
-  return nullptr;
-}
-
 void resolve_host(self_ptr self);
-void drain_queue(self_ptr self);
-void want_reports(self_ptr self);
 
-void spawn_worker(self_ptr self) {
+caf::error down_error(const supervisor_data& st) {
+  const auto& last = st.pool->last_error();
+  return detail::node_error(errc::connection_failed, st.node_id, "connection failed",
+                            last.empty() ? std::string_view{"node unreachable"} : last);
+}
+
+// -- the shell's actions --------------------------------------------------------
+
+connection_worker_actor supervisor_shell::spawn(std::uint32_t id,
+                                                std::shared_ptr<worker_counters> counters) {
   auto& st = self->state;
   worker_config wc;
   wc.node_id = st.node_id;
-  wc.worker_id = st.next_worker_id++;
+  wc.worker_id = id;
   wc.params = st.params;
   wc.io = st.io;
   wc.connect_timeout = st.opts.connect_timeout;
   wc.statement_cache = st.cfg.pool.statement_cache;
   wc.retry_to = self;
-  wc.counters = std::make_shared<worker_counters>();
-  wc.counters->report_answers = !st.waiting.empty();
-  auto counters = wc.counters;
+  wc.counters = std::move(counters);
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
   // Linked too: a supervisor that dies abnormally takes its workers (and
   // their connections) with it before the manager starts a new one. Their
   // exits reach the exit handler, which ignores them (down messages count).
   self->link_to(handle);
-  st.workers.push_back(
-      slot{handle, st.next_worker_id - 1, worker_state::connecting, 0, std::move(counters), false});
+  return handle;
 }
 
-/// Whether a new connection may be opened now. After a failed attempt, only
-/// one attempt at a time and only once the backoff step has passed, whatever
-/// asks for it (replenishing, growth under load): a node that is down costs
-/// one attempt per backoff step, not one per pool slot or request.
-bool may_attempt(self_ptr self) {
+void supervisor_shell::send(const connection_worker_actor& worker, pending_query&& q) {
+  q.rp.delegate(worker, execute_atom::value, std::move(q.job));
+}
+
+void supervisor_shell::reject(pending_query&& q, detail::pool_reject why) {
   auto& st = self->state;
-  if (st.failures_in_row == 0) return true;
-  if (count(st, worker_state::connecting) > 0) return false;
-  if (steady_now_ns() < st.next_attempt_ns) {
-    schedule(self, st.next_attempt_ns);
-    return false;
-  }
-  return true;
-}
-
-/// Opens connections up to `pool.min`. With no open connection (after the
-/// first start), one attempt at a time, spaced by the backoff.
-void replenish(self_ptr self) {
-  auto& st = self->state;
-  if (st.stopping || st.resolving) return;
-  if (st.needs_dns && (!st.params || (st.failures_in_row > 0 &&
-                                      steady_now_ns() - st.resolved_at_ns > dns_ttl_ns))) {
-    if (steady_now_ns() >= st.next_attempt_ns)
-      resolve_host(self);
-    else
-      schedule(self, st.next_attempt_ns);
+  auto& rp = q.rp;
+  using detail::pool_reject;
+  switch (why) {
+  case pool_reject::stopping:
+    rp.deliver(detail::node_error(errc::shutting_down, st.node_id, "shutting down"));
     return;
-  }
-  int live = static_cast<int>(st.workers.size());
-  if (live >= st.cfg.pool.min) return;
-  // At the first start, before any attempt failed, the whole pool.min is
-  // opened at once (as fast as opening them in parallel by hand); from the
-  // first failure on, a node without an open connection gets one attempt at
-  // a time.
-  bool first_start = !st.first_connect_done && st.failures_in_row == 0;
-  if (count(st, worker_state::ready) == 0 && !first_start) {
-    if (count(st, worker_state::connecting) > 0 || !may_attempt(self)) return;
-    spawn_worker(self);
+  case pool_reject::stop_not_started:
+    rp.deliver(
+        detail::node_error(errc::shutting_down, st.node_id, "shutting down (request not started)"));
     return;
-  }
-  for (; live < st.cfg.pool.min && may_attempt(self); ++live)
-    spawn_worker(self);
-}
-
-void send_to(slot& w, caf::typed_response_promise<result_set>& rp, query_job&& job,
-             bool exclusive) {
-  ++w.sent;
-  w.exclusive = exclusive;
-  rp.delegate(w.handle, execute_atom::value, std::move(job));
-}
-
-/// The best ready worker for a request, or null.
-slot* pick(supervisor_data& st, bool exclusive) {
-  slot* best = nullptr;
-  int best_load = 0;
-  for (auto& w : st.workers) {
-    if (w.state != worker_state::ready) continue;
-    auto load = w.in_flight();
-    if (w.exclusive) {
-      if (load != 0) continue;
-      w.exclusive = false; // its statement was answered
-    }
-    if (exclusive ? load != 0 : load >= st.cfg.pool.pipeline_depth) continue;
-    if (best == nullptr || load < best_load) {
-      best = &w;
-      best_load = load;
-    }
-    if (load == 0) break;
-  }
-  return best;
-}
-
-/// Whether the node is known to be down right now: nothing open, nothing
-/// connecting, and waiting for the next backoff step.
-bool known_down(const supervisor_data& st) {
-  return st.failures_in_row > 0 && count(st, worker_state::ready) == 0 &&
-         count(st, worker_state::connecting) == 0 && !st.resolving;
-}
-
-caf::error down_error(const supervisor_data& st) {
-  return make_error(errc::connection_failed,
-                    node_prefix(st) + ": connection failed: " +
-                        (st.last_error.empty() ? std::string{"node unreachable"} : st.last_error));
-}
-
-void grow(self_ptr self) {
-  auto& st = self->state;
-  if (st.stopping || st.resolving || !st.params) return;
-  if (static_cast<int>(st.workers.size()) >= st.cfg.pool.max) return;
-  if (count(st, worker_state::ready) == 0) {
-    replenish(self); // down or not yet up: one attempt at a time
+  case pool_reject::deadline_passed:
+    rp.deliver(detail::node_error(errc::query_timeout, st.node_id,
+                                  "query timeout (deadline of " + std::to_string(q.job.timeout_ms) +
+                                      " ms passed)"));
     return;
-  }
-  // Do not open more connections than there are requests to use them.
-  int connecting = count(st, worker_state::connecting);
-  if (connecting > static_cast<int>(st.waiting.size()) || !may_attempt(self)) return;
-  spawn_worker(self);
-}
-
-/// Routes one request: an idle connection, else a new connection plus
-/// pipelining on the least-loaded one, else the wait queue.
-void dispatch(self_ptr self, caf::typed_response_promise<result_set> rp, query_job&& job,
-              bool exclusive, bool from_queue = false) {
-  auto& st = self->state;
-  if (slot* w = pick(st, exclusive)) {
-    if (w->in_flight() > 0) grow(self);
-    // grow() may have reallocated the vector: pick again.
-    w = pick(st, exclusive);
-    send_to(*w, rp, std::move(job), exclusive);
+  case pool_reject::waited_too_long:
+    rp.deliver(detail::node_error(errc::query_timeout, st.node_id,
+                                  "query timeout (deadline of " + std::to_string(q.job.timeout_ms) +
+                                      " ms passed while waiting for a connection)"));
     return;
-  }
-  if (known_down(st)) {
-    ++st.stats.queries_failed;
+  case pool_reject::node_down:
     rp.deliver(down_error(st));
     return;
-  }
-  if (!from_queue && static_cast<int>(st.waiting.size()) >= st.cfg.pool.max_waiting) {
-    ++st.stats.requests_rejected;
-    rp.deliver(make_error(errc::pool_exhausted, node_prefix(st) + ": pool exhausted (" +
-                                                    std::to_string(st.waiting.size()) +
-                                                    " requests already waiting for a connection)"));
+  case pool_reject::exhausted:
+    rp.deliver(detail::node_error(errc::pool_exhausted, st.node_id,
+                                  "pool exhausted (" + std::to_string(st.pool->waiting()) +
+                                      " requests already waiting for a connection)"));
     return;
   }
-  auto deadline = job.deadline_ns;
-  if (from_queue)
-    st.waiting.push_front(waiting_request{std::move(rp), std::move(job), exclusive});
+}
+
+void supervisor_shell::arm(std::int64_t at_ns) {
+  schedule(self, at_ns);
+}
+
+void supervisor_shell::resolve() {
+  resolve_host(self);
+}
+
+void supervisor_shell::connected(bool connected) {
+  auto& st = self->state;
+  node_event ev;
+  ev.type = connected ? event::node_connected : event::node_disconnected;
+  const auto& last = st.pool->last_error();
+  auto last_msg = last.empty() ? std::string{} : detail::node_message(st.node_id, last);
+  if (!connected && !last.empty())
+    ev.error = error_info{errc::connection_failed, last_msg, std::nullopt};
+  if (connected || st.pool->stopping())
+    log::info("node {}: {}", st.node_id, connected ? "connected" : "disconnected (closed)");
   else
-    st.waiting.push_back(waiting_request{std::move(rp), std::move(job), exclusive});
-  grow(self);
-  schedule(self, deadline);
-  if (!from_queue) want_reports(self);
+    log::warn("node {}: disconnected{}{}", st.node_id, last.empty() ? "" : ": ", last);
+  publish(self, std::move(ev));
 }
 
-/// While requests wait, workers report every answer (the supervisor must
-/// hear of freed capacity); otherwise they need not.
-void want_reports(self_ptr self) {
-  auto& st = self->state;
-  bool want = !st.waiting.empty();
-  bool raised = false;
-  for (auto& w : st.workers) {
-    if (w.counters->report_answers.load() != want) {
-      w.counters->report_answers.store(want);
-      raised |= want;
-    }
-  }
-  // A worker may have answered between the check that queued the request
-  // and the flag going up, without a report: look again now.
-  if (raised) drain_queue(self);
+void supervisor_shell::first_attempt_done() {
+  self->state.first_connect_done = true;
+  maybe_finish_start(self);
 }
 
-/// Hands queued requests to connections that can take them, in order.
-void drain_queue(self_ptr self) {
+void supervisor_shell::stopped() {
   auto& st = self->state;
-  while (!st.waiting.empty()) {
-    auto& front = st.waiting.front();
-    if (pick(st, front.exclusive) == nullptr && !known_down(st)) return;
-    auto w = std::move(front);
-    st.waiting.pop_front();
-    if (known_down(st)) {
-      ++st.stats.queries_failed;
-      w.rp.deliver(down_error(st));
-      continue;
-    }
-    dispatch(self, std::move(w.rp), std::move(w.job), w.exclusive, true);
-  }
-  if (st.waiting.empty()) want_reports(self);
-}
-
-void fail_waiting(self_ptr self, const caf::error& err) {
-  auto& st = self->state;
-  for (auto& w : st.waiting) {
-    ++st.stats.queries_failed;
-    w.rp.deliver(err);
-  }
-  st.waiting.clear();
-}
-
-void maybe_finish_stop(self_ptr self) {
-  auto& st = self->state;
-  if (!st.stopping || !st.workers.empty()) return;
-  set_connected(self, false);
   stats_changed(self, true);
   if (st.stop_rp.pending()) st.stop_rp.deliver(ok_atom::value);
   self->quit();
 }
 
-/// Counts a failed connection attempt and sets the next one after an
-/// exponential backoff with jitter.
-void note_connect_failure(self_ptr self, const std::string& error) {
-  auto& st = self->state;
-  ++st.stats.connect_failures;
-  ++st.failures_in_row;
-  st.last_error = error;
-  auto base = to_ns(st.opts.reconnect_backoff_initial);
-  auto cap = to_ns(st.opts.reconnect_backoff_max);
-  auto backoff = base;
-  for (int i = 1; i < st.failures_in_row && backoff < cap; ++i)
-    backoff *= 2;
-  backoff = std::min(backoff, cap);
-  // Jitter: somewhere in [backoff/2, backoff], so that nodes and pools that
-  // failed together do not retry in lock step.
-  std::uniform_int_distribution<std::int64_t> jitter{backoff / 2, backoff};
-  st.next_attempt_ns = steady_now_ns() + jitter(st.rng);
-  log::warn("{} (attempt {}, next in {} ms)", error, st.failures_in_row,
-            (st.next_attempt_ns - steady_now_ns()) / 1'000'000);
-  if (!st.first_connect_done) {
-    st.first_connect_done = true;
-    maybe_finish_start(self);
-  }
+void supervisor_shell::kill(const connection_worker_actor& worker) {
+  self->send_exit(worker, caf::exit_reason::kill);
 }
 
-void on_worker_gone(self_ptr self, std::uint32_t id, bool failed, const std::string& error) {
-  auto& st = self->state;
-  auto it = std::find_if(st.workers.begin(), st.workers.end(),
-                         [id](const slot& w) { return w.id == id; });
-  if (it == st.workers.end()) return;
-  bool was_connecting = it->state == worker_state::connecting;
-  st.workers.erase(it);
-  if (st.stopping) {
-    maybe_finish_stop(self);
-    return;
-  }
-  if (was_connecting && failed) {
-    note_connect_failure(self, error);
-  } else {
-    ++st.stats.connections_discarded;
-    if (failed) st.last_error = error;
-  }
-  if (count(st, worker_state::ready) == 0) {
-    set_connected(self, false);
-    if (known_down(st)) fail_waiting(self, down_error(st));
-  }
-  replenish(self);
-  drain_queue(self);
-  stats_changed(self);
+void supervisor_shell::connect_failed(const std::string& error, int attempt,
+                                      std::int64_t next_in_ns) {
+  log::warn("{} (attempt {}, next in {} ms)",
+            detail::node_message(self->state.node_id, "connection failed", error), attempt,
+            next_in_ns / 1'000'000);
 }
+
+// -- events ---------------------------------------------------------------------
 
 void on_report(self_ptr self, const worker_report& r) {
   auto& st = self->state;
-  st.stats.queries_ok += r.ok;
-  st.stats.queries_failed += r.failed;
-  st.stats.queries_timed_out += r.timed_out;
-  st.stats.queries_retried += r.retried;
-  slot* w = find(st, r.worker_id);
-  if (w == nullptr) return;
+  auto& pool = *st.pool;
+  auto& stats = pool.stats();
+  stats.queries_ok += r.ok;
+  stats.queries_failed += r.failed;
+  stats.queries_timed_out += r.timed_out;
+  stats.queries_retried += r.retried;
+  if (!pool.knows(r.worker_id)) return;
+  auto now = st.clock();
   switch (r.state) {
   case worker_state::ready:
-    if (w->state == worker_state::connecting) {
-      w->state = worker_state::ready;
-      ++st.stats.connections_opened;
-      st.failures_in_row = 0;
-      st.next_attempt_ns = 0;
-      set_connected(self, true);
-      if (!st.first_connect_done) {
-        st.first_connect_done = true;
-        maybe_finish_start(self);
-      }
-      replenish(self);
-    }
+    pool.on_ready(now, r.worker_id);
     break;
   case worker_state::retiring:
-    w->state = worker_state::retiring;
+    pool.on_retiring(now, r.worker_id);
     break;
   case worker_state::closed:
   case worker_state::failed:
-    on_worker_gone(self, r.worker_id, r.state == worker_state::failed, r.error);
-    return;
+    // Stored without the node prefix (the worker's message has it).
+    pool.on_gone(now, r.worker_id, r.state == worker_state::failed,
+                 detail::strip_node_prefix(st.node_id, r.error));
+    break;
   case worker_state::connecting:
+    pool.on_answers(now, r.worker_id);
     break;
   }
-  drain_queue(self);
   stats_changed(self);
 }
 
@@ -515,7 +310,6 @@ void build_params(supervisor_data& st, const std::string& hostaddr) {
 
 void resolve_host(self_ptr self) {
   auto& st = self->state;
-  st.resolving = true;
   auto gen = ++st.dns_gen;
   auto host = st.cfg.host;
   node_supervisor_actor me = self;
@@ -547,7 +341,7 @@ void resolve_host(self_ptr self) {
 
 void start_probe(self_ptr self) {
   auto& st = self->state;
-  if (st.probe || st.stopping || !st.params) return;
+  if (st.probe || st.pool->stopping() || !st.params) return;
   probe_config pc;
   pc.node_id = st.node_id;
   pc.params = st.params;
@@ -569,7 +363,7 @@ void on_probe(self_ptr self, const probe_result& r) {
   }
   auto& h = st.health.status();
   if (changed)
-    log::info("{}: {} ({}){}{}", node_prefix(st), to_string(h.status), to_string(h.role),
+    log::info("node {}: {} ({}){}{}", st.node_id, to_string(h.status), to_string(h.role),
               h.last_error ? ": " : "", h.last_error.value_or(""));
   // Every probe goes to the manager: it keeps the cluster's replication view
   // (lag, conflicts) and publishes node_health / node_role.
@@ -582,42 +376,15 @@ void on_probe(self_ptr self, const probe_result& r) {
 
 void on_tick(self_ptr self) {
   auto& st = self->state;
-  st.timer_at_ns = 0;
-  auto now = steady_now_ns();
-  if (st.stopping) {
-    if (now >= st.stop_deadline_ns) {
-      // Grace period over and workers still there: kill them; their
-      // destructors answer what they hold.
-      for (auto& w : st.workers)
-        self->send_exit(w.handle, caf::exit_reason::kill);
-      st.workers.clear();
-      maybe_finish_stop(self);
-      return;
-    }
-    schedule(self, st.stop_deadline_ns);
+  auto now = st.clock();
+  if (st.pool->stopping()) {
+    st.pool->on_tick(now);
     return;
   }
-  std::int64_t next = 0;
+  std::int64_t next = st.pool->on_tick(now);
   auto earliest = [&](std::int64_t t) {
     if (t > 0 && (next == 0 || t < next)) next = t;
   };
-  for (auto it = st.waiting.begin(); it != st.waiting.end();) {
-    if (it->job.deadline_ns <= now) {
-      ++st.stats.queries_timed_out;
-      it->rp.deliver(
-          make_error(errc::query_timeout, node_prefix(st) + ": query timeout (deadline of " +
-                                              std::to_string(it->job.timeout_ms) +
-                                              " ms passed while waiting for a connection)"));
-      it = st.waiting.erase(it);
-    } else {
-      earliest(it->job.deadline_ns);
-      ++it;
-    }
-  }
-  if (st.next_attempt_ns != 0 && now >= st.next_attempt_ns)
-    replenish(self);
-  else
-    earliest(st.next_attempt_ns);
   if (st.stats_dirty) {
     st.stats_dirty = false;
     stats_changed(self);
@@ -627,7 +394,6 @@ void on_tick(self_ptr self) {
 }
 
 void begin(self_ptr self) {
-  replenish(self);
   start_probe(self);
   stats_changed(self, true);
 }
@@ -635,24 +401,36 @@ void begin(self_ptr self) {
 node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_actor manager,
                                                      std::string node_id, node_config cfg,
                                                      manager_options opts,
-                                                     std::shared_ptr<detail::reactor> io) {
+                                                     std::shared_ptr<detail::reactor> io,
+                                                     detail::steady_clock_fn clock) {
   auto& st = self->state;
+  st.clock = clock;
   st.node_id = std::move(node_id);
   st.cfg = std::move(cfg);
   st.opts = opts;
   st.manager = std::move(manager);
   st.io = std::move(io);
   st.health = detail::health_tracker{opts.unhealthy_threshold, opts.healthy_threshold};
-  st.stats.node_id = st.node_id;
-  st.needs_dns = !is_literal_address(st.cfg.host);
+  st.shell.self = self;
+  detail::pool_limits limits;
+  limits.min = st.cfg.pool.min;
+  limits.max = st.cfg.pool.max;
+  limits.pipeline_depth = st.cfg.pool.pipeline_depth;
+  limits.max_waiting = st.cfg.pool.max_waiting;
+  limits.backoff_initial = st.opts.reconnect_backoff_initial;
+  limits.backoff_max = st.opts.reconnect_backoff_max;
+  limits.dns_ttl = dns_ttl;
+  st.pool.emplace(st.shell, limits, !is_literal_address(st.cfg.host), std::random_device{}());
+  st.pool->stats().node_id = st.node_id;
   self->set_exit_handler([](const caf::exit_msg&) {
     // Linked probe and worker exits are handled through down messages; never die of them.
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
-    auto& st = self->state;
-    for (auto& w : st.workers)
-      if (w.handle.address() == dm.source) {
-        on_worker_gone(self, w.id, true, "connection worker terminated unexpectedly");
+    auto& pool = *self->state.pool;
+    for (auto& w : pool.workers())
+      if (w.worker.address() == dm.source) {
+        pool.on_gone(self->state.clock(), w.id, true, "connection worker terminated unexpectedly");
+        stats_changed(self);
         return;
       }
   });
@@ -660,82 +438,70 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       [=](query_atom, query_job& job) -> caf::result<result_set> {
         auto& st = self->state;
         auto rp = self->make_response_promise<result_set>();
-        if (st.stopping) {
-          rp.deliver(make_error(errc::shutting_down, node_prefix(st) + ": shutting down"));
-          return rp;
-        }
-        if (job.deadline_ns <= steady_now_ns()) {
-          ++st.stats.queries_timed_out;
-          rp.deliver(
-              make_error(errc::query_timeout, node_prefix(st) + ": query timeout (deadline of " +
-                                                  std::to_string(job.timeout_ms) + " ms passed)"));
-          return rp;
-        }
+        auto deadline = job.deadline_ns;
         bool exclusive = detail::opens_transaction(job.sql);
-        dispatch(self, rp, std::move(job), exclusive);
+        st.pool->on_request(st.clock(), pending_query{rp, std::move(job)}, deadline, exclusive);
         stats_changed(self);
         return rp;
       },
       [=](start_atom) -> caf::result<ok_atom> {
         auto& st = self->state;
         st.start_rp = self->make_response_promise<ok_atom>();
-        if (!st.needs_dns) build_params(st, {});
+        bool literal = is_literal_address(st.cfg.host);
+        if (literal) build_params(st, {});
+        st.pool->on_start(st.clock(), literal);
         begin(self);
         return st.start_rp;
       },
       [=](stop_atom, caf::timespan grace) -> caf::result<ok_atom> {
         auto& st = self->state;
         auto rp = self->make_response_promise<ok_atom>();
-        if (st.stopping) {
+        if (st.pool->stopping()) {
           rp.deliver(ok_atom::value);
           return rp;
         }
-        st.stopping = true;
         st.stop_rp = rp;
         // Half a second beyond the workers' own grace: they answer first.
-        st.stop_deadline_ns = steady_now_ns() + grace.count() + 500'000'000;
-        fail_waiting(self, make_error(errc::shutting_down,
-                                      node_prefix(st) + ": shutting down (request not started)"));
+        st.pool->on_stop(st.clock() + grace.count() + 500'000'000);
         if (st.probe) {
           self->unlink_from(st.probe);
           self->send_exit(st.probe, caf::exit_reason::user_shutdown);
           st.probe = nullptr;
         }
-        for (auto& w : st.workers)
-          self->send(w.handle, drain_atom::value, grace);
+        for (auto& w : st.pool->workers())
+          self->send(w.worker, drain_atom::value, grace);
         if (st.start_rp.pending()) st.start_rp.deliver(ok_atom::value);
-        st.timer_at_ns = 0;
-        schedule(self, st.stop_deadline_ns);
-        maybe_finish_stop(self);
+        st.timer.reset();
+        schedule(self, st.pool->stop_deadline_ns());
+        st.pool->maybe_finish_stop();
         return rp;
       },
       [=](caf::get_atom) -> node_info {
         auto& st = self->state;
-        refresh_gauges(st);
-        return node_info{st.node_id, redacted(st.cfg), st.health.status(), st.stats};
+        return node_info{st.node_id, redacted(st.cfg), st.health.status(),
+                         st.pool->refreshed_stats()};
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
       [=](probe_atom, const probe_result& r) { on_probe(self, r); },
       [=](resolved_atom, std::uint64_t gen, const std::string& addr, const std::string& err) {
         auto& st = self->state;
-        if (gen != st.dns_gen || st.stopping) return;
-        st.resolving = false;
+        if (gen != st.dns_gen || st.pool->stopping()) return;
+        auto now = st.clock();
         if (!err.empty()) {
-          st.resolved_at_ns = 0; // resolve again at the next attempt
-          auto msg = node_prefix(st) + ": connection failed: " + err;
-          note_connect_failure(self, msg);
-          if (!st.first_probe_done) on_probe(self, probe_result{false, node_role::unknown, 0, msg});
-          if (known_down(st)) fail_waiting(self, down_error(st));
-          replenish(self);
+          auto msg = detail::with_context("connection failed", err);
+          st.pool->on_resolved(now, msg);
+          if (!st.first_probe_done)
+            on_probe(self, probe_result{false, node_role::unknown, 0,
+                                        detail::node_message(st.node_id, msg)});
           stats_changed(self);
           return;
         }
-        st.resolved_at_ns = steady_now_ns();
         build_params(st, addr);
+        st.pool->on_resolved(now, {});
         begin(self);
       },
       [=](tick_atom, std::uint64_t gen) {
-        if (gen == self->state.timer_gen) on_tick(self);
+        if (self->state.timer.fired(gen)) on_tick(self);
       },
   };
 }
@@ -745,9 +511,10 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys, manager_actor manager,
                                             std::string node_id, node_config cfg,
                                             manager_options opts,
-                                            std::shared_ptr<detail::reactor> io) {
+                                            std::shared_ptr<detail::reactor> io,
+                                            detail::steady_clock_fn clock) {
   return sys.spawn(node_supervisor, std::move(manager), std::move(node_id), std::move(cfg), opts,
-                   std::move(io));
+                   std::move(io), clock);
 }
 
 } // namespace pgcm

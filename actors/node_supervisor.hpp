@@ -22,6 +22,8 @@
 // first start, before any attempt failed, opens `pool.min` at once.)
 // Workers share their answer count with it (worker_counters): in-flight
 // counts need no message per answer.
+// The pool rules (dispatch, growth, backoff, replenish, drain) and the node's
+// state live in src/pool_policy.hpp, a plain class this actor feeds events.
 
 #include <memory>
 #include <string>
@@ -30,13 +32,19 @@
 
 namespace pgcm::detail {
 class reactor;
-}
+/// A steady clock in nanoseconds (as query_job::deadline_ns).
+using steady_clock_fn = std::int64_t (*)();
+} // namespace pgcm::detail
 
 namespace pgcm {
 
+std::int64_t steady_now_ns(); // connection_worker.hpp
+
+/// `clock`: what the supervisor reads as now (tests pass a fake one).
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys, manager_actor manager,
                                             std::string node_id, node_config cfg,
                                             manager_options opts,
-                                            std::shared_ptr<detail::reactor> io);
+                                            std::shared_ptr<detail::reactor> io,
+                                            detail::steady_clock_fn clock = &steady_now_ns);
 
 } // namespace pgcm

@@ -82,6 +82,14 @@ private:
   std::uint16_t port_ = 0;
 };
 
+/// How often `needle` occurs in `haystack`.
+int occurrences(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (auto i = haystack.find(needle); i != std::string::npos; i = haystack.find(needle, i + 1))
+    ++n;
+  return n;
+}
+
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -300,6 +308,11 @@ BOOST_AUTO_TEST_CASE(a_node_down_at_start_does_not_fail_initialize) {
   } catch (const error& e) {
     BOOST_CHECK(e.code() == errc::connection_failed);
     BOOST_CHECK(contains(e.what(), "ghost"));
+    // The stored connect error is not wrapped twice ("node ghost: connection
+    // failed: node ghost: connection failed: ...").
+    BOOST_CHECK_MESSAGE(occurrences(e.what(), "node ghost:") == 1 &&
+                            occurrences(e.what(), "connection failed") == 1,
+                        e.what());
   }
   BOOST_CHECK_LT(test::ms_since(start), 2500);
   auto all = mgr.query_all("SELECT 1", {}, 5s);
