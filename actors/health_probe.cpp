@@ -222,6 +222,13 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
         start_probe(self);
         schedule_next(self);
       },
+      [=](probe_atom, caf::timespan interval) {
+        auto& st = self->state;
+        auto next = duration_cast<milliseconds>(interval);
+        if (next.count() <= 0 || next == st.cfg.interval) return;
+        st.cfg.interval = next;
+        schedule_next(self); // the old tick goes stale
+      },
   };
 }
 

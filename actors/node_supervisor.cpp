@@ -365,6 +365,12 @@ void on_probe(self_ptr self, const probe_result& r) {
   if (changed)
     log::info("node {}: {} ({}){}{}", st.node_id, to_string(h.status), to_string(h.role),
               h.last_error ? ": " : "", h.last_error.value_or(""));
+  if (changed && st.probe) {
+    // Probe faster (or slower) while the node is unhealthy.
+    auto interval = h.status == health_state::unhealthy ? st.opts.unhealthy_check_interval
+                                                        : st.opts.health_check_interval;
+    self->send(st.probe, probe_atom::value, caf::timespan{interval});
+  }
   // Every probe goes to the manager: it keeps the cluster's replication view
   // (lag, conflicts) and publishes node_health / node_role.
   self->send(st.manager, probe_atom::value, st.node_id, probe_report{h, changed, r});

@@ -134,7 +134,11 @@ using node_supervisor_actor =
                      caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Probes one node's health on its own connection.
+/// `(probe_atom, interval)`: probe every `interval` from now on (the
+/// supervisor switches to manager_options::unhealthy_check_interval while its
+/// node is unhealthy).
 using health_probe_actor = caf::typed_actor<caf::reacts_to<report_atom, worker_report>,
-                                            caf::reacts_to<tick_atom, std::uint64_t>>;
+                                            caf::reacts_to<tick_atom, std::uint64_t>,
+                                            caf::reacts_to<probe_atom, caf::timespan>>;
 
 } // namespace pgcm

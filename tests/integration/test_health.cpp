@@ -250,3 +250,27 @@ BOOST_AUTO_TEST_CASE(fan_out_right_after_a_node_stops) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(an_unhealthy_node_is_probed_at_the_unhealthy_interval) {
+  auto opts = test::fast_options();
+  opts.health_check_interval = 5s;
+  opts.health_check_timeout = 1s;
+  opts.unhealthy_check_interval = 100ms;
+  opts.healthy_threshold = 2;
+  auto log = std::make_shared<test::event_recorder>();
+  connection_manager mgr{opts};
+  auto sub = mgr.on(event::node_health, [log](const node_event& e) { (*log)(e); });
+  {
+    test::stopped_node down{"node2"};
+    mgr.initialize(test::all_nodes());
+    BOOST_REQUIRE(mgr.get_health("node2")->status == health_state::unhealthy);
+    // At the 5 s interval this would be 1 failure for a long while.
+    BOOST_CHECK(
+        test::eventually([&] { return mgr.get_health("node2")->consecutive_failures >= 5; }, 3s));
+  }
+  // Back up: healthy after two good probes, at the fast interval, not in 5 s.
+  auto t0 = std::chrono::steady_clock::now();
+  BOOST_CHECK(test::eventually(
+      [&] { return mgr.get_health("node2")->status == health_state::healthy; }, 3s));
+  BOOST_CHECK_LT(test::ms_since(t0), 3000);
+}
