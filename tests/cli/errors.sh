@@ -39,7 +39,9 @@ bad_config() { # bad_config NAME REGEX (file content on stdin)
 printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\nport = 99999\n' | bad_config port '5: port: must be an integer from 1 to 65535'
 printf '[manager]\nhealth_check_interval = "fast"\n' | bad_config duration '2: health_check_interval: invalid duration "fast"'
 printf '[node.a]\nhots = "h"\n' | bad_config unknown_field '2: hots: unknown field in \[node.a\]'
-printf '[node.a]\nhost = "h\n' | bad_config unterminated '2: host: unterminated string'
+printf '[node.a]\nhost = "h\n' | bad_config unterminated '2: host: Error while parsing string: unescaped control characters'
+printf '[node.a]\nhost = h\n' | bad_config unquoted '2: host: .*could not determine value type \(strings need quotes'
+printf '[node.a]\nport = 5432\nport = 5433\n' | bad_config twice "3: port: .*cannot redefine existing integer 'port'"
 printf '[node.a]\nhost = "h"\ndatabase = "d"\n' | bad_config missing_user '1: user: missing in \[node.a\] \(required\)'
 printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\npassword_env = "PGCM_NOT_SET_ANYWHERE"\n' \
   | bad_config env_unset '5: password_env: environment variable PGCM_NOT_SET_ANYWHERE is not set'
@@ -47,7 +49,7 @@ printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\nssl.enabled = true\nss
   | bad_config unreadable_ca '6: ssl.ca: .*cannot be read'
 printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\npool.min = 5\npool.max = 2\n' \
   | bad_config pool_range '5: pool.min: .*must not exceed pool.max'
-printf '[nodes.a]\n' | bad_config section '1: nodes.a: unknown section'
+printf '[nodes.a]\n' | bad_config section '1: nodes: unknown section \[nodes\]'
 printf '[manager]\nquery_timeout = "1s"\n' > "$conf"
 usage_error conf_no_nodes "no nodes: $conf defines no \\[node.ID\\] section" health --config "$conf"
 
