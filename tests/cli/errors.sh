@@ -21,6 +21,13 @@ usage_error two_targets '--node ID, --all and --healthy exclude each other' quer
 usage_error bad_timeout '--timeout: invalid duration "soon"' query --timeout soon 'SELECT 1'
 usage_error bad_level '--log-level: unknown level "loud"' health --log-level loud
 usage_error bad_color '--color: expected auto, always or never' watch --color=sometimes
+usage_error event_log_on_health '--event-log is not supported by pgcm health' health --event-log x.jsonl
+usage_error event_log_max_alone '--event-log-max needs --event-log FILE' watch --event-log-max 1MB --node a=host=x
+usage_error event_log_max_bad '--event-log-max: invalid size "10XB"' watch --event-log x --event-log-max 10XB
+usage_error event_log_max_small '--event-log-max: at least 1KB' serve --listen 127.0.0.1:0 --event-log x --event-log-max 100
+usage_error event_log_empty '--event-log needs a file name' watch --event-log=
+usage_error event_log_unwritable '^pgcm: --event-log /nonexistent/dir/e.jsonl: cannot open the file: No such file' \
+  serve --listen 127.0.0.1:0 --event-log /nonexistent/dir/e.jsonl --node a=host=x
 usage_error no_nodes 'no nodes: give --config FILE or --node ID=CONNINFO' health
 usage_error bad_conninfo '^pgcm: --node a: invalid connection string' health --node 'a=host=x port'
 usage_error refused_keyword '^pgcm: --node a: connection keyword "sslcert" is not supported' health --node 'a=host=x sslcert=/c.pem'
