@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pgcm serve --event-log: one JSON line per event (node:added and node:health
 # for every node), a stopped node's unhealthy event, node:removed at shutdown;
-# every line valid JSON with time, type and node; no password.
+# every line valid JSON with time, type and node; no password. Then the same
+# from pgcm watch --once --event-log.
 source "$(dirname "$0")/lib.sh"
 
 log=$WORK/events.jsonl
@@ -76,4 +77,18 @@ for f in glob.glob(path + '*'):
 print(n, 'lines checked')
 EOF
 if grep -qF -- "$PGCM_CLI_TEST_PASSWORD" "$log"*; then fail "the password appears in the event log"; fi
+# pgcm watch --once --event-log: the same events from the watch command,
+# node:removed for every node once it exits.
+wlog=$WORK/watch-events.jsonl
+run watch_once 0 "$PGCM" --config "$CONFIG" watch --once --color=never --event-log "$wlog"
+python3 - "$wlog" <<'EOF2' || { fail "watch --event-log: missing events"; cat "$wlog" >&2; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+nodes = {'node0', 'node1', 'node2'}
+def seen(t, cond=lambda e: True):
+    return {e['node'] for e in lines if e['type'] == t and cond(e)}
+assert seen('node:added') == nodes, seen('node:added')
+assert seen('node:health', lambda e: e['health']['status'] == 'healthy') == nodes
+assert seen('node:removed') == nodes, seen('node:removed')
+EOF2
 finish
