@@ -1,8 +1,9 @@
 #pragma once
 
-// pgcm's config file: manager options and nodes, hand-editable, a small
-// subset of TOML. Parsing is pure (no file system, no environment): any
-// input either parses or throws config_error naming line and field.
+// pgcm's config file: manager options and nodes, hand-editable TOML (parsed
+// by toml++, so any TOML syntax is accepted: inline tables, dotted keys,
+// multi-line strings...). Parsing is pure (no file system, no environment):
+// any input either parses or throws config_error naming line and field.
 // Resolving (password references, relative paths, validation) is a second
 // step. The format is documented in docs/config-file.md.
 //

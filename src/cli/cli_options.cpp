@@ -1,11 +1,13 @@
 #include "cli_options.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <optional>
 #include <set>
 
 #include "config_file.hpp"
+#include "event_log.hpp"
 
 namespace pgcm::cli {
 
@@ -25,19 +27,20 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
         "--tls-key", "--tls-ca"}},
       {"watch",
        {"--config", "--node", "--log-level", "--log-file", "--once", "--color", "--remote",
-        "--tls-cert", "--tls-key", "--tls-ca"}},
+        "--tls-cert", "--tls-key", "--tls-ca", "--event-log", "--event-log-max"}},
       {"demo", {"--log-level", "--log-file", "--once", "--color"}},
       {"serve",
        {"--config", "--node", "--log-level", "--log-file", "--listen", "--tls-cert", "--tls-key",
-        "--tls-ca"}},
+        "--tls-ca", "--event-log", "--event-log-max"}},
   };
   return m;
 }
 
 bool takes_value(const std::string& name) {
   static const std::set<std::string> with_value{
-      "--config", "--node",   "--log-level", "--log-file", "--timeout", "--target", "--max-lag",
-      "--after",  "--remote", "--listen",    "--tls-cert", "--tls-key", "--tls-ca"};
+      "--config",   "--node",    "--log-level", "--log-file",  "--timeout",
+      "--target",   "--max-lag", "--after",     "--remote",    "--listen",
+      "--tls-cert", "--tls-key", "--tls-ca",    "--event-log", "--event-log-max"};
   return with_value.count(name) != 0;
 }
 
@@ -177,6 +180,19 @@ cli_options parse_command_line(int argc, const char* const* argv) {
         if (value->empty()) throw usage_error{name + " needs a file name"};
         slot = *value;
         given.push_back(name);
+      } else if (name == "--event-log") {
+        if (o.event_log) throw usage_error{"--event-log given twice"};
+        if (value->empty()) throw usage_error{"--event-log needs a file name"};
+        o.event_log = *value;
+        given.push_back(name);
+      } else if (name == "--event-log-max") {
+        auto n = parse_size(*value);
+        if (!n)
+          throw usage_error{"--event-log-max: invalid size \"" + *value +
+                            "\" (bytes, or with a unit: 512KB, 10MB, 1GB)"};
+        if (*n < 1024) throw usage_error{"--event-log-max: at least 1KB, got \"" + *value + "\""};
+        o.event_log_max = *n;
+        given.push_back(name);
       } else if (name == "--once") {
         o.once = true;
         given.push_back(name);
@@ -247,6 +263,8 @@ cli_options parse_command_line(int argc, const char* const* argv) {
                       std::to_string(tls_given) + " of 3"};
   if (tls_given == 3 && o.command != "serve" && !o.remote)
     throw usage_error{"--tls-cert/--tls-key/--tls-ca need --remote HOST:PORT"};
+  if (!o.event_log && std::count(given.begin(), given.end(), "--event-log-max") != 0)
+    throw usage_error{"--event-log-max needs --event-log FILE"};
   if (o.command == "serve" && !o.listen)
     throw usage_error{"pgcm serve: missing --listen HOST:PORT"};
   if (o.command == "query") {
@@ -292,6 +310,12 @@ std::string help_text(const std::string& command) {
       "                           (default from $PGCM_LOG_LEVEL)\n"
       "  --log-file FILE          write pgcm's log there instead of stderr\n"
       "  -h, --help               this help\n";
+  const std::string event_log =
+      "  --event-log FILE         append every event to FILE as one JSON line (time, type,\n"
+      "                           node, health/stats/error); never slows the manager: when\n"
+      "                           the disk falls behind, lines are dropped and counted\n"
+      "  --event-log-max SIZE     rotate FILE at SIZE (default 10MB; units B, KB, MB, GB),\n"
+      "                           keeping FILE.1 to FILE.3\n";
   const std::string exits = "Exit codes: 0 ok, 1 a query or node failed, 2 usage or config error.\n"
                             "SIGINT/SIGTERM shut down gracefully (bounded by shutdown_timeout); a "
                             "second one exits at once.\n";
@@ -333,8 +357,8 @@ std::string help_text(const std::string& command) {
            "Options:\n"
            "  --once                   print one snapshot (once every node was probed) and exit\n"
            "  --color[=WHEN]           auto (default: when stdout is a terminal and $NO_COLOR\n"
-           "                           is unset), always, never; --no-color = never\n\n" +
-           nodes + "\n" + common + "\n" + exits;
+           "                           is unset), always, never; --no-color = never\n" +
+           event_log + "\n" + nodes + "\n" + common + "\n" + exits;
   if (command == "demo")
     return "Usage: pgcm demo [options]\n\n"
            "Starts a throwaway PostgreSQL 15 cluster on loopback (a primary and two streaming\n"
@@ -359,8 +383,8 @@ std::string help_text(const std::string& command) {
            "  --listen HOST:PORT       where to listen\n"
            "  --tls-cert FILE          this server's certificate (PEM)\n"
            "  --tls-key FILE           its private key\n"
-           "  --tls-ca FILE            the CA clients' certificates must come from\n\n" +
-           nodes + "\n" + common + "\n" + exits;
+           "  --tls-ca FILE            the CA clients' certificates must come from\n" +
+           event_log + "\n" + nodes + "\n" + common + "\n" + exits;
   return "Usage: pgcm COMMAND [options]\n\n"
          "Manages libpq connection pools across the nodes of a PostgreSQL replication cluster.\n\n"
          "Commands:\n"

@@ -3,6 +3,7 @@
 // The command line of `pgcm`: subcommand, options, help texts.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,9 @@ struct cli_options {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
+  // serve, watch: --event-log FILE, rotated at --event-log-max bytes (10MB)
+  std::optional<std::string> event_log;
+  std::uint64_t event_log_max = 10 * 1024 * 1024;
   // watch, demo
   bool once = false;
   color_mode color = color_mode::automatic;

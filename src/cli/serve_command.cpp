@@ -2,6 +2,7 @@
 // CAF networking (mutual TLS with the --tls-* flags; without TLS loopback only).
 
 #include <iostream>
+#include <optional>
 
 #include <poll.h>
 
@@ -15,6 +16,7 @@
 
 #include "cli_logging.hpp"
 #include "commands.hpp"
+#include "event_log.hpp"
 #include "manager_source.hpp"
 #include "shutdown_signals.hpp"
 
@@ -35,10 +37,13 @@ int run_serve(const cli_options& opts) {
   register_types(cfg);
   use_pgcm_scheduler(cfg);
   if (auto err = prepare_remote(cfg, ep.tls)) throw error{to_error_info(err)};
+  auto events = open_event_log(opts);
   caf::actor_system sys{cfg};
   int rc = 0;
   {
     connection_manager mgr{sys, spec.options};
+    std::optional<event_log_feed> feed;
+    if (events) feed.emplace(mgr, *events);
     stop_hook on_stop{[&mgr] { mgr.shutdown(); }};
     start_manager(mgr, spec);
     auto handle = manager_handle(mgr);
@@ -53,6 +58,7 @@ int run_serve(const cli_options& opts) {
     }
     unpublish_manager(handle, *port, ep.tls.enabled());
     mgr.shutdown();
+    if (feed) feed->finish(milliseconds{2000}); // the node:removed events of the shutdown
   }
   return rc;
 }

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include <pgcm/state_store.hpp>
 
 #include "cli_logging.hpp"
 #include "commands.hpp"
+#include "event_log.hpp"
 #include "live_view.hpp"
 #include "manager_source.hpp"
 #include "shutdown_signals.hpp"
@@ -32,7 +34,10 @@ int run_watch(const cli_options& opts) {
   auto spec = load_cluster_spec(opts, process_env());
   for (auto& w : spec.warnings)
     std::cerr << "pgcm: warning: " << w << '\n';
+  auto events = open_event_log(opts);
   auto mgr = make_manager(spec);
+  std::optional<event_log_feed> feed;
+  if (events) feed.emplace(*mgr, *events);
   stop_hook on_stop{[&mgr] { mgr->shutdown(); }};
   int rc = 0;
   {
@@ -48,6 +53,11 @@ int run_watch(const cli_options& opts) {
         std::clamp(spec.options.health_check_interval, milliseconds{1000}, milliseconds{5000});
     rc = run_live_view(*mgr, store, view);
   }
+  if (feed && !mgr->is_remote()) {
+    mgr->shutdown();
+    feed->finish(milliseconds{2000}); // the node:removed events of the shutdown
+  }
+  feed.reset();
   end_log_capture(opts);
   return rc;
 }

@@ -27,6 +27,13 @@ usage_error bad_timeout '--timeout: invalid duration "soon"' query --timeout soo
 usage_error bad_level '--log-level: unknown level "loud"' health --log-level loud
 PGCM_LOG_LEVEL=loud usage_error bad_env_level 'PGCM_LOG_LEVEL="loud" is not a log level \(valid: trace, debug' health
 usage_error bad_color '--color: expected auto, always or never' watch --color=sometimes
+usage_error event_log_on_health '--event-log is not supported by pgcm health' health --event-log x.jsonl
+usage_error event_log_max_alone '--event-log-max needs --event-log FILE' watch --event-log-max 1MB --node a=host=x
+usage_error event_log_max_bad '--event-log-max: invalid size "10XB"' watch --event-log x --event-log-max 10XB
+usage_error event_log_max_small '--event-log-max: at least 1KB' serve --listen 127.0.0.1:0 --event-log x --event-log-max 100
+usage_error event_log_empty '--event-log needs a file name' watch --event-log=
+usage_error event_log_unwritable '^pgcm: --event-log /nonexistent/dir/e.jsonl: cannot open the file: No such file' \
+  serve --listen 127.0.0.1:0 --event-log /nonexistent/dir/e.jsonl --node a=host=x
 usage_error no_nodes 'no nodes: give --config FILE or --node ID=CONNINFO' health
 usage_error bad_conninfo '^pgcm: --node a: invalid connection string' health --node 'a=host=x port'
 usage_error refused_keyword '^pgcm: --node a: connection keyword "sslcert" is not supported' health --node 'a=host=x sslcert=/c.pem'
@@ -45,7 +52,9 @@ bad_config() { # bad_config NAME REGEX (file content on stdin)
 printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\nport = 99999\n' | bad_config port '5: port: must be an integer from 1 to 65535'
 printf '[manager]\nhealth_check_interval = "fast"\n' | bad_config duration '2: health_check_interval: invalid duration "fast"'
 printf '[node.a]\nhots = "h"\n' | bad_config unknown_field '2: hots: unknown field in \[node.a\]'
-printf '[node.a]\nhost = "h\n' | bad_config unterminated '2: host: unterminated string'
+printf '[node.a]\nhost = "h\n' | bad_config unterminated '2: host: Error while parsing string: unescaped control characters'
+printf '[node.a]\nhost = h\n' | bad_config unquoted '2: host: .*could not determine value type \(strings need quotes'
+printf '[node.a]\nport = 5432\nport = 5433\n' | bad_config twice "3: port: .*cannot redefine existing integer 'port'"
 printf '[node.a]\nhost = "h"\ndatabase = "d"\n' | bad_config missing_user '1: user: missing in \[node.a\] \(required\)'
 printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\npassword_env = "PGCM_NOT_SET_ANYWHERE"\n' \
   | bad_config env_unset '5: password_env: environment variable PGCM_NOT_SET_ANYWHERE is not set'
@@ -53,7 +62,7 @@ printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\nssl.enabled = true\nss
   | bad_config unreadable_ca '6: ssl.ca: .*cannot be read'
 printf '[node.a]\nhost = "h"\ndatabase = "d"\nuser = "u"\npool.min = 5\npool.max = 2\n' \
   | bad_config pool_range '5: pool.min: .*must not exceed pool.max'
-printf '[nodes.a]\n' | bad_config section '1: nodes.a: unknown section'
+printf '[nodes.a]\n' | bad_config section '1: nodes: unknown section \[nodes\]'
 printf '[manager]\nquery_timeout = "1s"\n' > "$conf"
 usage_error conf_no_nodes "no nodes: $conf defines no \\[node.ID\\] section" health --config "$conf"
 
