@@ -462,6 +462,14 @@ void on_report(self_ptr self, const worker_report& r) {
   st.stats.queries_failed += r.failed;
   st.stats.queries_timed_out += r.timed_out;
   st.stats.queries_retried += r.retried;
+  st.stats.query_duration_count += r.answers_timed;
+  st.stats.query_duration_sum_us += r.answers_duration_us;
+  std::int64_t at_most = 0; // the report's buckets are not cumulative, the stats' are
+#define PGCM_X(name, bound_us)                                                                     \
+  at_most += r.name;                                                                               \
+  st.stats.name += at_most;
+  PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
+#undef PGCM_X
   slot* w = find(st, r.worker_id);
   if (w == nullptr) return;
   switch (r.state) {
