@@ -25,16 +25,16 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
         "--tls-cert", "--tls-key", "--tls-ca"}},
       {"demo", {"--log-level", "--log-file", "--once", "--color"}},
       {"serve",
-       {"--config", "--node", "--log-level", "--log-file", "--listen", "--tls-cert", "--tls-key",
-        "--tls-ca"}},
+       {"--config", "--node", "--log-level", "--log-file", "--listen", "--http", "--tls-cert",
+        "--tls-key", "--tls-ca"}},
   };
   return m;
 }
 
 bool takes_value(const std::string& name) {
   static const std::set<std::string> with_value{
-      "--config", "--node",   "--log-level", "--log-file", "--timeout",
-      "--remote", "--listen", "--tls-cert",  "--tls-key",  "--tls-ca"};
+      "--config", "--node", "--log-level", "--log-file", "--timeout", "--remote",
+      "--listen", "--http", "--tls-cert",  "--tls-key",  "--tls-ca"};
   return with_value.count(name) != 0;
 }
 
@@ -123,8 +123,8 @@ cli_options parse_command_line(int argc, const char* const* argv) {
                             "\" (e.g. 500ms, 5s, 2m; plain numbers are milliseconds)"};
         o.timeout = *d;
         given.push_back(name);
-      } else if (name == "--remote" || name == "--listen") {
-        auto& slot = name == "--remote" ? o.remote : o.listen;
+      } else if (name == "--remote" || name == "--listen" || name == "--http") {
+        auto& slot = name == "--remote" ? o.remote : name == "--listen" ? o.listen : o.http;
         if (slot) throw usage_error{name + " given twice"};
         if (value->empty()) throw usage_error{name + " needs HOST:PORT"};
         slot = *value;
@@ -200,13 +200,19 @@ cli_options parse_command_line(int argc, const char* const* argv) {
         throw usage_error{g + " cannot be combined with --remote (the server has the nodes)"};
   }
   int tls_given = !o.tls_cert.empty() + !o.tls_key.empty() + !o.tls_ca.empty();
-  if (tls_given != 0 && tls_given != 3)
+  // HTTPS alone may do without client certificates (no --tls-ca).
+  bool https_only =
+      o.command == "serve" && o.http && !o.listen && tls_given == 2 && o.tls_ca.empty();
+  if (tls_given != 0 && tls_given != 3 && !https_only)
     throw usage_error{"--tls-cert, --tls-key and --tls-ca go together (mutual TLS); got " +
-                      std::to_string(tls_given) + " of 3"};
+                      std::to_string(tls_given) + " of 3" +
+                      (o.command == "serve" && o.http && !o.listen
+                           ? " (--http alone also takes --tls-cert and --tls-key without --tls-ca)"
+                           : "")};
   if (tls_given == 3 && o.command != "serve" && !o.remote)
     throw usage_error{"--tls-cert/--tls-key/--tls-ca need --remote HOST:PORT"};
-  if (o.command == "serve" && !o.listen)
-    throw usage_error{"pgcm serve: missing --listen HOST:PORT"};
+  if (o.command == "serve" && !o.listen && !o.http)
+    throw usage_error{"pgcm serve: missing --listen HOST:PORT or --http HOST:PORT"};
   if (o.command == "query") {
     int targets = 0;
     for (auto& g : given)
@@ -290,17 +296,24 @@ std::string help_text(const std::string& command) {
            "  --color[=WHEN]           auto, always, never (see pgcm watch --help)\n\n" +
            common + "\n" + exits;
   if (command == "serve")
-    return "Usage: pgcm serve --listen HOST:PORT [options]\n\n"
+    return "Usage: pgcm serve --listen HOST:PORT [--http HOST:PORT] [options]\n"
+           "       pgcm serve --http HOST:PORT [options]\n\n"
            "Runs the manager for the configured nodes and publishes it over CAF networking,\n"
            "so that `pgcm health|query|watch --remote HOST:PORT` (or a program using\n"
            "pgcm::connection_manager{remote_endpoint}) can use it. Port 0 picks a free port;\n"
            "the port is printed as \"pgcm: serving on HOST:PORT\". Without TLS only loopback\n"
            "addresses are accepted. Runs until SIGINT/SIGTERM.\n\n"
+           "With --http it also (or only) serves HTTP: the status page at /, Prometheus\n"
+           "metrics at /metrics, /api/health (the JSON of `pgcm health --json`) and\n"
+           "/api/events (Server-Sent Events, one JSON object per event), printed as\n"
+           "\"pgcm: http on http://HOST:PORT/\". Loopback only unless TLS is given (HTTPS).\n\n"
            "Options:\n"
-           "  --listen HOST:PORT       where to listen\n"
+           "  --listen HOST:PORT       where to listen for CAF clients (--remote)\n"
+           "  --http HOST:PORT         where to serve HTTP (HTTPS with --tls-cert/--tls-key)\n"
            "  --tls-cert FILE          this server's certificate (PEM)\n"
            "  --tls-key FILE           its private key\n"
-           "  --tls-ca FILE            the CA clients' certificates must come from\n\n" +
+           "  --tls-ca FILE            the CA clients' certificates must come from (for\n"
+           "                           --http alone optional: then no client certificate)\n\n" +
            nodes + "\n" + common + "\n" + exits;
   return "Usage: pgcm COMMAND [options]\n\n"
          "Manages libpq connection pools across the nodes of a PostgreSQL replication cluster.\n\n"
@@ -309,7 +322,8 @@ std::string help_text(const std::string& command) {
          "  query SQL [PARAM...]     run SQL on one node, every node or the healthy ones\n"
          "  watch                    full-screen live status view\n"
          "  demo                     start a local 3-node cluster and watch it\n"
-         "  serve --listen HOST:PORT serve the manager to remote clients (--remote)\n"
+         "  serve --listen HOST:PORT serve the manager to remote clients (--remote);\n"
+         "                           --http HOST:PORT: status page, /metrics, /api/*\n"
          "  help COMMAND             help on a command (also: pgcm COMMAND --help)\n\n" +
          nodes + "\n" + common + "  --version                print the version\n\n" + exits;
 }

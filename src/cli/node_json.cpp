@@ -36,6 +36,7 @@ void write_node(json_writer& j, const node_info& n) {
   j.key("port").value(static_cast<std::int64_t>(n.config.port));
   j.key("database").value(n.config.database);
   j.key("user").value(n.config.user);
+  j.key("pool_max").value(static_cast<std::int64_t>(n.config.pool.max));
   write_health_fields(j, n.health);
   j.key("pool");
   write_pool(j, n.pool);
