@@ -15,12 +15,12 @@ start_http() {
   HTTP_PORT=""
   local i
   for i in $(seq 1 150); do
-    HTTP_PORT=$(sed -n 's|^pgcm: http on https\?://[^ ]*:\([0-9]*\)/.*|\1|p' "$WORK/$name.out")
+    HTTP_PORT=$(sed -n 's|^pgcm: http on https\?://[^ ]*:\([0-9]*\)/.*|\1|p' "$WORK/$name.out" 2>/dev/null)
     [[ -n $HTTP_PORT ]] && break
     kill -0 $SERVER_PID 2>/dev/null || break
     sleep 0.1
   done
-  PORT=$(sed -n 's/^pgcm: serving .* on [^:]*:\([0-9]*\).*/\1/p' "$WORK/$name.out")
+  PORT=$(sed -n 's/^pgcm: serving .* on [^:]*:\([0-9]*\).*/\1/p' "$WORK/$name.out" 2>/dev/null)
   [[ -n $HTTP_PORT ]] && return 0
   fail "$name: the server did not start"
   cat "$WORK/$name.err" >&2

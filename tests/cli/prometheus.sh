@@ -10,7 +10,7 @@ pid=$!
 cleanup_hooks+=("kill -9 $pid 2>/dev/null")
 port=""
 for i in $(seq 1 150); do
-  port=$(sed -n 's|^pgcm: http on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$WORK/serve.out")
+  port=$(sed -n 's|^pgcm: http on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$WORK/serve.out" 2>/dev/null)
   [[ -n $port ]] && break
   sleep 0.1
 done

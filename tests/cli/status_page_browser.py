@@ -4,8 +4,8 @@ NUL-terminated JSON on fds 3/4; no browser download, no npm) to check pgcm's sta
 page: every node healthy, then after STOP_CMD one node red without a reload; saves
 a screenshot. Usage:
   status_page_browser.py URL NODES STOP_NODE STOP_CMD SCREENSHOT [IDLE_SECONDS SERVE_PID]
-NODES: comma-separated ids. IDLE_SECONDS > 0: afterwards, measure SERVE_PID's CPU
-over that many seconds with the page open and print it (no assertion)."""
+NODES: comma-separated ids. IDLE_SECONDS > 0: once every node shows healthy, measure
+SERVE_PID's CPU over that many seconds with the page open and print it (no assertion)."""
 import json
 import os
 import shutil
@@ -137,6 +137,13 @@ def main():
         print("page shows", shown)
         if sorted(shown) != sorted(nodes):
             raise AssertionError(f"the page lists {sorted(shown)}, expected {sorted(nodes)}")
+        if idle_seconds > 0 and serve_pid > 0:
+            hz = os.sysconf("SC_CLK_TCK")
+            t0, c0 = time.time(), cpu_ticks(serve_pid)
+            time.sleep(idle_seconds)
+            t1, c1 = time.time(), cpu_ticks(serve_pid)
+            print(f"idle cpu of pgcm serve with the page open (every node healthy): "
+                  f"{100.0 * (c1 - c0) / hz / (t1 - t0):.2f} % of a core over {t1 - t0:.0f} s")
         # Marks this document: a reload would lose the mark.
         b.eval("window.pgcmTestMark = 42")
         subprocess.run(stop_cmd, shell=True, check=True)
@@ -156,13 +163,6 @@ def main():
         time.sleep(0.5)  # let the event list draw
         b.screenshot(shot)
         print("screenshot", shot)
-        if idle_seconds > 0 and serve_pid > 0:
-            hz = os.sysconf("SC_CLK_TCK")
-            t0, c0 = time.time(), cpu_ticks(serve_pid)
-            time.sleep(idle_seconds)
-            t1, c1 = time.time(), cpu_ticks(serve_pid)
-            print(f"idle cpu of pgcm serve with the page open: "
-                  f"{100.0 * (c1 - c0) / hz / (t1 - t0):.2f} % of a core over {t1 - t0:.0f} s")
     finally:
         b.close()
 
