@@ -157,7 +157,15 @@ get metrics_after "$base/metrics"
 status_is metrics_after 200
 kill -0 $SERVER_PID 2>/dev/null || fail "serve died"
 pass "clients that hung up were dropped; serve still answers"
+# SIGINT with a stream open: the stream ends and serve exits promptly.
+curl -s -N --max-time 60 "$base/api/events" > "$WORK/sse-open.out" 2>/dev/null &
+open_client=$!
+wait_for "$WORK/sse-open.out" '^: connected' 10 || fail "no stream before SIGINT"
+start=$(date +%s)
 stop_server
+wait $open_client 2>/dev/null
+(( $(date +%s) - start < 15 )) || fail "serve took $(( $(date +%s) - start )) s to stop with a stream open"
+
 
 # -- refused without TLS off loopback -------------------------------------------------
 run http_public 2 "$PGCM" --config "$CONFIG" serve --http 0.0.0.0:0

@@ -157,6 +157,12 @@ def main():
         print(stop_node, "card border", red)
         if red != "rgb(207, 34, 46)":
             raise AssertionError(f"{stop_node}'s card is not red: {red}")
+        # Only the event stream fills the event list (the periodic /api/health
+        # refresh does not): the change came live.
+        rows = b.eval("[...document.querySelectorAll('#events tr')].map(r => r.innerText).join('\\n')")
+        if not any(stop_node in r and "node:health" in r and "unhealthy" in r
+                   for r in (rows or "").split("\n")):
+            raise AssertionError(f"no node:health event for {stop_node} in the event list: {rows!r}")
         others = [n for n in nodes if n != stop_node]
         if any(shown.get(n) != "healthy" for n in others):
             raise AssertionError(f"other nodes changed too: {shown}")
