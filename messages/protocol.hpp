@@ -34,7 +34,7 @@
 namespace pgcm {
 
 /// Bumped whenever a message of the public protocol changes shape.
-constexpr std::uint32_t protocol_version = 1;
+constexpr std::uint32_t protocol_version = 2; // 2: pool_stats has the query-duration histogram
 
 using node_entry = std::pair<std::string, node_config>;
 using node_result_set = basic_node_result<result_set>;
