@@ -32,8 +32,13 @@ std::int64_t steady_now_ns() {
 }
 
 query_job make_query_job(std::string sql, std::vector<param> params, caf::timespan timeout) {
-  return query_job{std::move(sql), std::move(params), steady_now_ns() + timeout.count(),
-                   std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count(), 0};
+  auto now = steady_now_ns();
+  return query_job{std::move(sql),
+                   std::move(params),
+                   now + timeout.count(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count(),
+                   0,
+                   now};
 }
 
 namespace {
@@ -149,6 +154,21 @@ struct worker_data {
 
 // A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
 using self_ptr = detail::core_pointer<connection_worker_actor, worker_data>;
+
+/// Counts one answer to `job` in the next report's query-duration histogram
+/// (worker-local plain increments; the supervisor adds them to its stats).
+void observe_answer(worker_data& st, const query_job& job) {
+  auto& r = st.pending_report;
+  auto us = std::max<std::int64_t>(0, (steady_now_ns() - job.start_ns) / 1000);
+  ++r.answers_timed;
+  r.answers_duration_us += us;
+#define PGCM_X(name, bound_us)                                                                     \
+  if (us <= (bound_us)) {                                                                          \
+    ++r.name;                                                                                      \
+  } else
+  PGCM_QUERY_DURATION_BUCKETS(PGCM_X) {}
+#undef PGCM_X
+}
 
 /// Tick generation of the report flush timer (deadline ticks count up from 1).
 constexpr std::uint64_t flush_tick = 0;
@@ -286,6 +306,7 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
     } else {
       f.rp.deliver(err);
       ++st.pending_report.failed;
+      observe_answer(st, f.job);
     }
   }
   st.queue.clear();
@@ -362,6 +383,7 @@ void deliver_outcomes(self_ptr self) {
       out.result.set_node_id(st.cfg.node_id);
       f.rp.deliver(std::move(out.result));
       ++st.pending_report.ok;
+      observe_answer(st, f.job);
     } else if (retryable(st, out, f.job)) {
       hand_back(st, std::move(f));
     } else {
@@ -371,6 +393,7 @@ void deliver_outcomes(self_ptr self) {
       f.rp.deliver(
           make_error(code, detail::node_message(st.cfg.node_id, what) + out.error, out.sqlstate));
       ++st.pending_report.failed;
+      observe_answer(st, f.job);
     }
   }
   st.done.clear();
@@ -486,6 +509,7 @@ void on_tick(self_ptr self) {
     if (f.job.deadline_ns <= now) {
       f.abandoned = true;
       f.rp.deliver(make_error(errc::query_timeout, timeout_message(st, f.job)));
+      observe_answer(st, f.job);
     } else {
       earliest(f.job.deadline_ns);
     }
@@ -525,6 +549,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         if (job.deadline_ns <= steady_now_ns()) {
           ++st.pending_report.timed_out;
           rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
+          observe_answer(st, job);
           send_report(self);
           return rp;
         }

@@ -69,7 +69,7 @@ void open_worker(self_ptr self);
 // checkpoint's lags behind a promotion); the system identifier only on a
 // connection's first probe. Works for any role: pg_stat_wal_receiver shows
 // NULLs without pg_read_all_stats, then the checkpoint's timeline stands in.
-constexpr const char* probe_sql =
+const std::string probe_sql =
     "SELECT pg_is_in_recovery(), "
     "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
     "ELSE pg_current_wal_lsn() END)::text, "
@@ -78,16 +78,8 @@ constexpr const char* probe_sql =
     "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), "
     "(SELECT timeline_id FROM pg_control_checkpoint())) "
     "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
-constexpr const char* probe_sql_first =
-    "SELECT pg_is_in_recovery(), "
-    "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
-    "ELSE pg_current_wal_lsn() END)::text, "
-    "pg_last_wal_receive_lsn()::text, "
-    "(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8, "
-    "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), "
-    "(SELECT timeline_id FROM pg_control_checkpoint())) "
-    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
-    "(SELECT system_identifier FROM pg_control_system())";
+const std::string probe_sql_first =
+    probe_sql + ", (SELECT system_identifier FROM pg_control_system())";
 
 /// Reads the probe statement's row into `r`; false if it is not what was asked.
 bool read_facts(const result_set& rs, probe_result& r) {

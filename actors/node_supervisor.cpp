@@ -272,6 +272,14 @@ void on_report(self_ptr self, const worker_report& r) {
   stats.queries_failed += r.failed;
   stats.queries_timed_out += r.timed_out;
   stats.queries_retried += r.retried;
+  stats.query_duration_count += r.answers_timed;
+  stats.query_duration_sum_us += r.answers_duration_us;
+  std::int64_t at_most = 0; // the report's buckets are not cumulative, the stats' are
+#define PGCM_X(name, bound_us)                                                                     \
+  at_most += r.name;                                                                               \
+  stats.name += at_most;
+  PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
+#undef PGCM_X
   if (!pool.knows(r.worker_id)) return;
   auto now = st.clock();
   switch (r.state) {

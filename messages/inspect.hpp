@@ -139,8 +139,11 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
 #define PGCM_X(name) , x.name
-  return f(caf::meta::type_name("pgcm::pool_stats"),
-           x.node_id PGCM_POOL_GAUGES(PGCM_X) PGCM_POOL_COUNTERS(PGCM_X));
+#define PGCM_XB(name, bound_us) , x.name
+  return f(caf::meta::type_name("pgcm::pool_stats"), x.node_id PGCM_POOL_GAUGES(PGCM_X)
+                                                         PGCM_POOL_COUNTERS(PGCM_X)
+                                                             PGCM_QUERY_DURATION_BUCKETS(PGCM_XB));
+#undef PGCM_XB
 #undef PGCM_X
 }
 

@@ -29,11 +29,13 @@ struct query_job {
   /// 0 for the first try; a job is retried at most once, and only when it
   /// certainly did not run (see connection_worker).
   std::uint8_t attempt = 0;
+  /// When the call was made (steady_now_ns), for the query-duration histogram.
+  std::int64_t start_ns = 0;
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, query_job& x) {
   return f(caf::meta::type_name("pgcm::query_job"), x.sql, x.params, x.deadline_ns, x.timeout_ms,
-           x.attempt);
+           x.attempt, x.start_ns);
 }
 
 /// What a health probe reports after each probe: with `ok`, the node's
@@ -104,12 +106,23 @@ struct worker_report {
   std::int32_t timed_out = 0;
   /// Requests handed back to the owner to be retried on another connection.
   std::int32_t retried = 0;
+  /// Answers given since the last report, for the query-duration histogram:
+  /// how many, their durations summed, and per bucket how many fell into it
+  /// (not cumulative here: each answer counts in one bucket, or none above 10 s).
+  std::int32_t answers_timed = 0;
+  std::int64_t answers_duration_us = 0;
+#define PGCM_X(name, bound_us) std::int32_t name = 0;
+  PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
+#undef PGCM_X
   std::string error;
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_report& x) {
+#define PGCM_X(name, bound_us) , x.name
   return f(caf::meta::type_name("pgcm::worker_report"), x.worker_id, x.state, x.ok, x.failed,
-           x.timed_out, x.retried, x.error);
+           x.timed_out, x.retried, x.answers_timed,
+           x.answers_duration_us PGCM_QUERY_DURATION_BUCKETS(PGCM_X), x.error);
+#undef PGCM_X
 }
 
 /// Whoever owns connection workers (node supervisor, health probe).

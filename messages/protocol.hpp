@@ -39,6 +39,8 @@
 namespace pgcm {
 
 /// Bumped whenever a message of the public protocol changes shape.
+/// 2: routed queries, replication facts in health_status, result_set node_id /
+/// commit_lsn, the query-duration histogram in pool_stats.
 constexpr std::uint32_t protocol_version = 2;
 
 using node_entry = std::pair<std::string, node_config>;

@@ -102,7 +102,10 @@ bool operator==(const health_status& x, const health_status& y) {
 
 bool operator==(const pool_stats& x, const pool_stats& y) {
 #define PGCM_X(name) &&x.name == y.name
-  return x.node_id == y.node_id PGCM_POOL_GAUGES(PGCM_X) PGCM_POOL_COUNTERS(PGCM_X);
+#define PGCM_XB(name, bound_us) &&x.name == y.name
+  return x.node_id == y.node_id PGCM_POOL_GAUGES(PGCM_X) PGCM_POOL_COUNTERS(PGCM_X)
+                          PGCM_QUERY_DURATION_BUCKETS(PGCM_XB);
+#undef PGCM_XB
 #undef PGCM_X
 }
 

@@ -30,31 +30,18 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
         "--tls-cert", "--tls-key", "--tls-ca", "--event-log", "--event-log-max"}},
       {"demo", {"--log-level", "--log-file", "--once", "--color"}},
       {"serve",
-       {"--config", "--node", "--log-level", "--log-file", "--listen", "--tls-cert", "--tls-key",
-        "--tls-ca", "--event-log", "--event-log-max"}},
+       {"--config", "--node", "--log-level", "--log-file", "--listen", "--http", "--tls-cert",
+        "--tls-key", "--tls-ca", "--event-log", "--event-log-max"}},
   };
   return m;
 }
 
 bool takes_value(const std::string& name) {
   static const std::set<std::string> with_value{
-      "--config",   "--node",    "--log-level", "--log-file",  "--timeout",
-      "--target",   "--max-lag", "--after",     "--remote",    "--listen",
-      "--tls-cert", "--tls-key", "--tls-ca",    "--event-log", "--event-log-max"};
+      "--config",  "--node",   "--log-level", "--log-file",     "--timeout", "--target",
+      "--max-lag", "--after",  "--remote",    "--listen",       "--http",    "--tls-cert",
+      "--tls-key", "--tls-ca", "--event-log", "--event-log-max"};
   return with_value.count(name) != 0;
-}
-
-/// "16MB", "512kB", "4096B" (units of 1024, as PostgreSQL's); nullopt otherwise.
-std::optional<std::int64_t> parse_byte_size(const std::string& text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
-    ++digits;
-  if (digits == 0 || digits > 12) return std::nullopt;
-  static const std::map<std::string, std::int64_t> units{
-      {"B", 1}, {"kB", 1024}, {"KB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024}};
-  auto unit = units.find(text.substr(digits));
-  if (unit == units.end()) return std::nullopt;
-  return std::stoll(text.substr(0, digits)) * unit->second;
 }
 
 const std::set<std::string> log_levels{"trace", "debug",    "info", "warn",
@@ -150,15 +137,16 @@ cli_options parse_command_line(int argc, const char* const* argv) {
         o.routing.to = *t;
         given.push_back(name);
       } else if (name == "--max-lag") {
-        if (auto bytes = parse_byte_size(*value)) {
-          o.routing.max_lag_bytes = *bytes;
+        bool in_bytes = !value->empty() && (value->back() == 'B' || value->back() == 'b');
+        if (auto bytes = in_bytes ? parse_size(*value) : std::nullopt) {
+          o.routing.max_lag_bytes = static_cast<std::int64_t>(*bytes);
         } else if (auto d = parse_duration(*value);
                    d && !value->empty() &&
                    !std::isdigit(static_cast<unsigned char>(value->back()))) {
           o.routing.max_lag = *d;
         } else {
           throw usage_error{"--max-lag: invalid lag \"" + *value +
-                            "\" (bytes as 16MB, 512kB, 4096B or a time as 2s, 500ms)"};
+                            "\" (bytes as 16MB, 512KB, 4096B or a time as 2s, 500ms)"};
         }
         given.push_back(name);
       } else if (name == "--after") {
@@ -168,8 +156,8 @@ cli_options parse_command_line(int argc, const char* const* argv) {
           throw usage_error{std::string{"--after: "} + e.what()};
         }
         given.push_back(name);
-      } else if (name == "--remote" || name == "--listen") {
-        auto& slot = name == "--remote" ? o.remote : o.listen;
+      } else if (name == "--remote" || name == "--listen" || name == "--http") {
+        auto& slot = name == "--remote" ? o.remote : name == "--listen" ? o.listen : o.http;
         if (slot) throw usage_error{name + " given twice"};
         if (value->empty()) throw usage_error{name + " needs HOST:PORT"};
         slot = *value;
@@ -258,15 +246,21 @@ cli_options parse_command_line(int argc, const char* const* argv) {
         throw usage_error{g + " cannot be combined with --remote (the server has the nodes)"};
   }
   int tls_given = !o.tls_cert.empty() + !o.tls_key.empty() + !o.tls_ca.empty();
-  if (tls_given != 0 && tls_given != 3)
+  // HTTPS alone may do without client certificates (no --tls-ca).
+  bool https_only =
+      o.command == "serve" && o.http && !o.listen && tls_given == 2 && o.tls_ca.empty();
+  if (tls_given != 0 && tls_given != 3 && !https_only)
     throw usage_error{"--tls-cert, --tls-key and --tls-ca go together (mutual TLS); got " +
-                      std::to_string(tls_given) + " of 3"};
+                      std::to_string(tls_given) + " of 3" +
+                      (o.command == "serve" && o.http && !o.listen
+                           ? " (--http alone also takes --tls-cert and --tls-key without --tls-ca)"
+                           : "")};
   if (tls_given == 3 && o.command != "serve" && !o.remote)
     throw usage_error{"--tls-cert/--tls-key/--tls-ca need --remote HOST:PORT"};
   if (!o.event_log && std::count(given.begin(), given.end(), "--event-log-max") != 0)
     throw usage_error{"--event-log-max needs --event-log FILE"};
-  if (o.command == "serve" && !o.listen)
-    throw usage_error{"pgcm serve: missing --listen HOST:PORT"};
+  if (o.command == "serve" && !o.listen && !o.http)
+    throw usage_error{"pgcm serve: missing --listen HOST:PORT or --http HOST:PORT"};
   if (o.command == "query") {
     int targets = 0;
     bool target_seen = false;
@@ -342,7 +336,7 @@ std::string help_text(const std::string& command) {
            "  --healthy                the nodes whose health is healthy\n"
            "  --target T               one node by role: primary, standby, prefer-standby, any\n"
            "  --max-lag LAG            with --target: leave out standbys further behind\n"
-           "                           (bytes: 16MB, 512kB; time: 2s, 500ms; both may be given)\n"
+           "                           (bytes: 16MB, 512KB; time: 2s, 500ms; both may be given)\n"
            "  --after LSN              with --target: only nodes that replayed this WAL\n"
            "                           position (e.g. 16/B374D848) or the primary\n"
            "  --timeout DURATION       per-query deadline (e.g. 500ms, 5s; default: the\n"
@@ -373,17 +367,24 @@ std::string help_text(const std::string& command) {
            "  --color[=WHEN]           auto, always, never (see pgcm watch --help)\n\n" +
            common + "\n" + exits;
   if (command == "serve")
-    return "Usage: pgcm serve --listen HOST:PORT [options]\n\n"
+    return "Usage: pgcm serve --listen HOST:PORT [--http HOST:PORT] [options]\n"
+           "       pgcm serve --http HOST:PORT [options]\n\n"
            "Runs the manager for the configured nodes and publishes it over CAF networking,\n"
            "so that `pgcm health|query|watch --remote HOST:PORT` (or a program using\n"
            "pgcm::connection_manager{remote_endpoint}) can use it. Port 0 picks a free port;\n"
            "the port is printed as \"pgcm: serving on HOST:PORT\". Without TLS only loopback\n"
            "addresses are accepted. Runs until SIGINT/SIGTERM.\n\n"
+           "With --http it also (or only) serves HTTP: the status page at /, Prometheus\n"
+           "metrics at /metrics, /api/health (the JSON of `pgcm health --json`) and\n"
+           "/api/events (Server-Sent Events, one JSON object per event), printed as\n"
+           "\"pgcm: http on http://HOST:PORT/\". Loopback only unless TLS is given (HTTPS).\n\n"
            "Options:\n"
-           "  --listen HOST:PORT       where to listen\n"
+           "  --listen HOST:PORT       where to listen for CAF clients (--remote)\n"
+           "  --http HOST:PORT         where to serve HTTP (HTTPS with --tls-cert/--tls-key)\n"
            "  --tls-cert FILE          this server's certificate (PEM)\n"
            "  --tls-key FILE           its private key\n"
-           "  --tls-ca FILE            the CA clients' certificates must come from\n" +
+           "  --tls-ca FILE            the CA clients' certificates must come from (for\n"
+           "                           --http alone optional: then no client certificate)\n" +
            event_log + "\n" + nodes + "\n" + common + "\n" + exits;
   return "Usage: pgcm COMMAND [options]\n\n"
          "Manages libpq connection pools across the nodes of a PostgreSQL replication cluster.\n\n"
@@ -392,7 +393,8 @@ std::string help_text(const std::string& command) {
          "  query SQL [PARAM...]     run SQL on one node, every node or the healthy ones\n"
          "  watch                    full-screen live status view\n"
          "  demo                     start a local 3-node cluster and watch it\n"
-         "  serve --listen HOST:PORT serve the manager to remote clients (--remote)\n"
+         "  serve --listen HOST:PORT serve the manager to remote clients (--remote);\n"
+         "                           --http HOST:PORT: status page, /metrics, /api/*\n"
          "  help COMMAND             help on a command (also: pgcm COMMAND --help)\n\n" +
          nodes + "\n" + common + "  --version                print the version\n\n" + exits;
 }

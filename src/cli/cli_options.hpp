@@ -56,9 +56,13 @@ struct cli_options {
 
   // Remote access: health, query and watch talk to a `pgcm serve` at
   // --remote HOST:PORT; serve listens on --listen HOST:PORT. Mutual TLS with
-  // --tls-cert/--tls-key/--tls-ca (all three or none).
+  // --tls-cert/--tls-key/--tls-ca (all three or none). serve --http HOST:PORT
+  // serves HTTP(S): /metrics, /api/health, /api/events and the status page;
+  // without --listen, --tls-cert/--tls-key alone give HTTPS without client
+  // certificates.
   std::optional<std::string> remote;
   std::optional<std::string> listen;
+  std::optional<std::string> http;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;

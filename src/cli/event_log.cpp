@@ -1,4 +1,5 @@
 #include "event_log.hpp"
+#include "node_json.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -31,41 +32,7 @@ void begin_line(json_writer& j, std::string_view type, std::chrono::system_clock
 } // namespace
 
 std::string event_json_line(const node_event& e, std::chrono::system_clock::time_point at) {
-  json_writer j;
-  begin_line(j, to_string(e.type), at);
-  j.key("node").value(e.node_id);
-  if (e.health) {
-    auto& h = *e.health;
-    j.key("health").begin_object();
-    j.key("role").value(to_string(h.role));
-    j.key("status").value(to_string(h.status));
-    j.key("latency_us").value(static_cast<std::int64_t>(h.latency.count()));
-    j.key("consecutive_failures").value(static_cast<std::int64_t>(h.consecutive_failures));
-    j.key("last_error").value(h.last_error);
-    j.key("last_check");
-    if (h.last_check == std::chrono::system_clock::time_point{})
-      j.null();
-    else
-      j.value(format_utc(h.last_check));
-    j.end_object();
-  }
-  if (e.stats) {
-    j.key("stats").begin_object();
-#define PGCM_X(name) j.key(#name).value(static_cast<std::int64_t>(e.stats->name));
-    PGCM_POOL_GAUGES(PGCM_X)
-    PGCM_POOL_COUNTERS(PGCM_X)
-#undef PGCM_X
-    j.end_object();
-  }
-  if (e.error) {
-    j.key("error").begin_object();
-    j.key("code").value(to_string(e.error->code));
-    j.key("message").value(e.error->message);
-    j.key("sqlstate").value(e.error->sqlstate);
-    j.end_object();
-  }
-  j.end_object();
-  return j.str() + '\n';
+  return event_json(e, at) + '\n'; // the same object /api/events sends
 }
 
 std::string dropped_json_line(std::uint64_t count, std::chrono::system_clock::time_point at) {

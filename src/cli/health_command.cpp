@@ -5,8 +5,8 @@
 #include "cli_logging.hpp"
 #include "commands.hpp"
 #include "display_units.hpp"
-#include "json_writer.hpp"
 #include "manager_source.hpp"
+#include "node_json.hpp"
 #include "shutdown_signals.hpp"
 #include "text_table.hpp"
 
@@ -42,67 +42,7 @@ void print_table(const std::vector<node_info>& nodes) {
 }
 
 void print_json(const std::vector<node_info>& nodes) {
-  json_writer j;
-  std::int64_t healthy = 0;
-  j.begin_object().key("nodes").begin_array();
-  for (auto& n : nodes) {
-    auto& h = n.health;
-    if (h.status == health_state::healthy) ++healthy;
-    j.begin_object();
-    j.key("id").value(n.id);
-    j.key("host").value(n.config.host);
-    j.key("port").value(static_cast<std::int64_t>(n.config.port));
-    j.key("database").value(n.config.database);
-    j.key("user").value(n.config.user);
-    j.key("role").value(to_string(h.role));
-    j.key("status").value(to_string(h.status));
-    j.key("timeline").value(static_cast<std::int64_t>(h.timeline));
-    j.key("system_identifier");
-    if (h.system_identifier)
-      j.value(std::to_string(h.system_identifier));
-    else
-      j.null();
-    auto pos = [&](const char* key, const std::optional<lsn>& x) {
-      j.key(key);
-      if (x)
-        j.value(x->to_string());
-      else
-        j.null();
-    };
-    pos("wal_lsn", h.wal_lsn);
-    pos("receive_lsn", h.receive_lsn);
-    j.key("lag_bytes");
-    if (h.lag_bytes)
-      j.value(*h.lag_bytes);
-    else
-      j.null();
-    j.key("lag_ms");
-    if (h.lag)
-      j.value(static_cast<std::int64_t>(h.lag->count()));
-    else
-      j.null();
-    j.key("conflict").value(h.conflict);
-    j.key("latency_us").value(static_cast<std::int64_t>(h.latency.count()));
-    j.key("consecutive_failures").value(static_cast<std::int64_t>(h.consecutive_failures));
-    j.key("last_error").value(h.last_error);
-    j.key("last_check");
-    if (h.last_check == std::chrono::system_clock::time_point{})
-      j.null();
-    else
-      j.value(format_utc(h.last_check));
-    j.key("pool").begin_object();
-#define PGCM_X(name) j.key(#name).value(static_cast<std::int64_t>(n.pool.name));
-    PGCM_POOL_GAUGES(PGCM_X)
-    PGCM_POOL_COUNTERS(PGCM_X)
-#undef PGCM_X
-    j.end_object();
-    j.end_object();
-  }
-  j.end_array();
-  j.key("healthy").value(healthy);
-  j.key("total").value(static_cast<std::int64_t>(nodes.size()));
-  j.end_object();
-  std::cout << j.str() << '\n';
+  std::cout << health_json(nodes) << '\n';
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 #include "pgcm/connection_manager.hpp"
 #include "pgcm/error.hpp"
 #include "pgcm/logging.hpp"
+#include "pgcm/metrics.hpp"
 #include "pgcm/param.hpp"
 #include "pgcm/result_set.hpp"
 #include "pgcm/routing.hpp"

@@ -160,14 +160,38 @@ bool operator==(const health_status& x, const health_status& y);
   X(queries_ok)                                                                                    \
   X(queries_failed)                                                                                \
   X(queries_timed_out)                                                                             \
-  X(queries_retried)   /* re-sent after the server terminated an idle connection */                \
-  X(requests_rejected) /* pool_exhausted answers */
+  X(queries_retried)       /* re-sent after the server terminated an idle connection */            \
+  X(requests_rejected)     /* pool_exhausted answers */                                            \
+  X(query_duration_count)  /* answers a connection gave (ok, failed, timed out) */                 \
+  X(query_duration_sum_us) /* their durations summed, microseconds */
+/// Query-duration histogram of one node: for each bucket, the answers
+/// counted in query_duration_count that took at most its bound (cumulative,
+/// as Prometheus' `le` buckets; the +Inf bucket is query_duration_count).
+/// Duration: from the call (the job's creation) to the answer.
+#define PGCM_QUERY_DURATION_BUCKETS(X)                                                             \
+  X(query_duration_le_500us, 500)                                                                  \
+  X(query_duration_le_1ms, 1000)                                                                   \
+  X(query_duration_le_2500us, 2500)                                                                \
+  X(query_duration_le_5ms, 5000)                                                                   \
+  X(query_duration_le_10ms, 10000)                                                                 \
+  X(query_duration_le_25ms, 25000)                                                                 \
+  X(query_duration_le_50ms, 50000)                                                                 \
+  X(query_duration_le_100ms, 100000)                                                               \
+  X(query_duration_le_250ms, 250000)                                                               \
+  X(query_duration_le_500ms, 500000)                                                               \
+  X(query_duration_le_1s, 1000000)                                                                 \
+  X(query_duration_le_2500ms, 2500000)                                                             \
+  X(query_duration_le_5s, 5000000)                                                                 \
+  X(query_duration_le_10s, 10000000)
 
 struct pool_stats {
   std::string node_id;
 #define PGCM_X(name) std::int64_t name = 0;
   PGCM_POOL_GAUGES(PGCM_X)
   PGCM_POOL_COUNTERS(PGCM_X)
+#undef PGCM_X
+#define PGCM_X(name, bound_us) std::int64_t name = 0;
+  PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
 #undef PGCM_X
 };
 

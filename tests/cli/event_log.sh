@@ -45,7 +45,7 @@ for n in node0 node1 node2; do
 done
 wait_for_line "node0 is the primary" \
   "e['type'] == 'node:health' and e['node'] == 'node0' and e['health']['role'] == 'primary'"
-wait_for_line "pool stats" "e['type'] == 'pool:stats' and e['stats']['total_connections'] >= 1"
+wait_for_line "pool stats" "e['type'] == 'pool:stats' and e['pool']['total_connections'] >= 1"
 
 stop_node node2
 wait_for_line "node2 unhealthy after its server stopped" \
@@ -71,7 +71,7 @@ for f in glob.glob(path + '*'):
         e = json.loads(line)
         assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z', e['time']), line
         assert e['type'] in ('node:added', 'node:removed', 'node:health', 'node:connected',
-                             'node:disconnected', 'pool:stats', 'event_log_dropped'), line
+                             'node:disconnected', 'node:role', 'pool:stats', 'event_log_dropped'), line
         assert e['type'] == 'event_log_dropped' or e['node'] in ('node0', 'node1', 'node2'), line
         n += 1
 print(n, 'lines checked')

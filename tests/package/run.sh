@@ -15,6 +15,7 @@ pgcm/actors/state_store_actor.hpp
 pgcm/connection_manager.hpp
 pgcm/error.hpp
 pgcm/logging.hpp
+pgcm/metrics.hpp
 pgcm/messages/atoms.hpp
 pgcm/messages/error.hpp
 pgcm/messages/inspect.hpp

@@ -4,6 +4,7 @@
 
 #include "cli_options.hpp"
 #include "json_writer.hpp"
+#include "node_json.hpp"
 #include "text_table.hpp"
 #include "watch_view.hpp"
 
@@ -68,6 +69,46 @@ BOOST_AUTO_TEST_CASE(command_line) {
   BOOST_TEST(usage_fails({"watch", "extra"}, "unexpected argument \"extra\""));
   BOOST_TEST(usage_fails({"query", "--timeout", "0", "x"}, "--timeout: invalid duration"));
   BOOST_TEST(usage_fails({"help", "nope"}, "unknown command \"nope\""));
+}
+
+BOOST_AUTO_TEST_CASE(serve_http_options) {
+  auto o = parse({"serve", "--http", "127.0.0.1:0"});
+  BOOST_TEST(o.http.value_or("") == "127.0.0.1:0");
+  BOOST_TEST(!o.listen);
+  o = parse({"serve", "--http", "[::1]:9187", "--listen", "127.0.0.1:0"});
+  BOOST_TEST(o.http.value_or("") == "[::1]:9187");
+  // HTTPS alone needs no CA (then no client certificates) ...
+  o = parse({"serve", "--http", "0.0.0.0:9187", "--tls-cert", "c.pem", "--tls-key", "k.pem"});
+  BOOST_TEST(o.tls_ca.empty());
+  // ... but the CAF endpoint beside it does.
+  BOOST_TEST(usage_fails({"serve", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--tls-cert",
+                          "c.pem", "--tls-key", "k.pem"},
+                         "go together"));
+  BOOST_TEST(usage_fails({"serve", "--http", "127.0.0.1:0", "--tls-key", "k.pem"}, "go together"));
+  BOOST_TEST(usage_fails({"serve"}, "missing --listen HOST:PORT or --http HOST:PORT"));
+  BOOST_TEST(usage_fails({"serve", "--http", "a:1", "--http", "b:2"}, "--http given twice"));
+  BOOST_TEST(usage_fails({"health", "--http", "127.0.0.1:0"}, "--http is not supported"));
+  BOOST_TEST(help_text("serve").find("--http HOST:PORT") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(event_json_is_one_line) {
+  node_event ev;
+  ev.type = event::node_health;
+  ev.node_id = "n\"1";
+  health_status h;
+  h.status = health_state::unhealthy;
+  h.last_error = "line one\nline two";
+  ev.health = h;
+  ev.error = error_info{errc::connection_failed, "gone\r\n", std::nullopt};
+  auto j = event_json(ev, std::chrono::system_clock::time_point{});
+  // One `data:` line of an event stream: a raw newline would end the event.
+  BOOST_TEST(j.find('\n') == std::string::npos, j);
+  BOOST_TEST(j.find('\r') == std::string::npos, j);
+  BOOST_TEST(j.find("\"type\":\"node:health\"") != std::string::npos, j);
+  BOOST_TEST(j.find("\"node\":\"n\\\"1\"") != std::string::npos, j);
+  BOOST_TEST(j.find("\"status\":\"unhealthy\"") != std::string::npos, j);
+  BOOST_TEST(j.find("\"code\":\"connection_failed\"") != std::string::npos, j);
+  BOOST_TEST(j.find("\"pool\"") == std::string::npos, j); // no stats in this event
 }
 
 BOOST_AUTO_TEST_CASE(psql_like_tables) {

@@ -116,7 +116,9 @@ BOOST_AUTO_TEST_CASE(json_line_shape) {
   h.health = hs;
   BOOST_TEST(event_json_line(h, at_ms(1'700'000'000'001)) ==
              "{\"time\":\"2023-11-14T22:13:20.001Z\",\"type\":\"node:health\",\"node\":\"r\\\"1\","
-             "\"health\":{\"role\":\"standby\",\"status\":\"unhealthy\",\"latency_us\":1500,"
+             "\"health\":{\"role\":\"standby\",\"status\":\"unhealthy\",\"timeline\":0,"
+             "\"system_identifier\":null,\"wal_lsn\":null,\"receive_lsn\":null,\"lag_bytes\":null,"
+             "\"lag_ms\":null,\"conflict\":null,\"latency_us\":1500,"
              "\"consecutive_failures\":3,\"last_error\":\"connection refused\","
              "\"last_check\":\"2023-11-14T22:13:20.000Z\"}}\n");
 
@@ -129,7 +131,7 @@ BOOST_AUTO_TEST_CASE(json_line_shape) {
   s.stats = ps;
   auto line = event_json_line(s, at_ms(0));
   BOOST_TEST(
-      line.find("\"type\":\"pool:stats\",\"node\":\"a\",\"stats\":{\"total_connections\":4,") !=
+      line.find("\"type\":\"pool:stats\",\"node\":\"a\",\"pool\":{\"total_connections\":4,") !=
       std::string::npos);
   BOOST_TEST(line.find("\"queries_ok\":17") != std::string::npos);
   BOOST_TEST(line.find("\"health\"") == std::string::npos);
