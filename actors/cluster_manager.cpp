@@ -12,6 +12,7 @@
 
 #include "core_actor.hpp"
 #include "log.hpp"
+#include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/node_supervisor.hpp"
 #include "pgcm/messages/error.hpp"
@@ -188,9 +189,8 @@ void dispatch_routed(self_ptr self, const std::string& node, const route& r, que
                       } catch (const error&) {
                       }
                       if (!rs.commit_lsn()) {
-                        rp.deliver(make_error(errc::internal, "node " + node +
-                                                                  ": no WAL position after the "
-                                                                  "statement"));
+                        rp.deliver(detail::node_error(errc::internal, node,
+                                                      "no WAL position after the statement"));
                         return;
                       }
                       rp.deliver(std::move(rs));
@@ -277,7 +277,7 @@ void sweep_fan_outs(self_ptr self) {
       auto& entry = agg.results[i];
       entry.success = false;
       entry.error = to_error_info(
-          make_error(errc::query_timeout, "node " + entry.node_id + ": no answer by the deadline"));
+          detail::node_error(errc::query_timeout, entry.node_id, "no answer by the deadline"));
     }
     agg.done = true;
     agg.rp.deliver(std::move(agg.results));

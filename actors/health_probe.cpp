@@ -119,7 +119,8 @@ void send_query(self_ptr self) {
             r.latency_us = (steady_now_ns() - sent_ns) / 1000;
             if (!read_facts(rs, r)) {
               r = probe_result{};
-              r.error = "node " + st.cfg.node_id + ": health probe got an unexpected answer";
+              r.error =
+                  detail::node_message(st.cfg.node_id, "health probe got an unexpected answer");
             }
             report(self, std::move(r));
           },

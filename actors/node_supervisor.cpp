@@ -366,6 +366,8 @@ void on_probe(self_ptr self, const probe_result& r) {
   bool changed = r.ok ? st.health.on_success(microseconds{r.latency_us}, r.role, now)
                       : st.health.on_failure(r.error, now);
   if (r.ok) {
+    // A node in reconnect backoff answers again: healthy must mean it serves.
+    st.pool->on_probe_ok(st.clock());
     auto pos = [](std::uint64_t v) { return v == 0 ? std::nullopt : std::optional<lsn>{lsn{v}}; };
     st.health.on_facts(r.timeline, r.system_identifier, pos(r.wal_lsn), pos(r.receive_lsn));
   }

@@ -8,6 +8,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "log.hpp"
+#include "tick_timer.hpp"
 
 namespace pgcm {
 
@@ -24,7 +25,7 @@ struct store_data {
   state_store_options opts;
   snapshot_callback on_change;
   cluster_snapshot snap;
-  std::uint64_t tick_gen = 0;
+  detail::tick_timer refresh_timer;
   /// Refreshes sent so far; a reply carries the number of its request.
   std::uint64_t refresh_seq = 0;
   bool refresh_in_flight = false;
@@ -235,7 +236,7 @@ void refresh(self_ptr self, std::function<void(caf::error)> done = {}) {
 void schedule_refresh(self_ptr self) {
   auto& st = self->state;
   if (st.opts.refresh_interval.count() > 0)
-    self->delayed_send(self, st.opts.refresh_interval, tick_atom::value, ++st.tick_gen);
+    st.refresh_timer.arm_after(self, tick_atom::value, st.opts.refresh_interval);
 }
 
 state_store_actor::behavior_type store_behavior(self_ptr self, manager_api_actor manager,
@@ -280,7 +281,7 @@ state_store_actor::behavior_type store_behavior(self_ptr self, manager_api_actor
         return rp;
       },
       [=](tick_atom, std::uint64_t gen) {
-        if (gen != self->state.tick_gen) return;
+        if (!self->state.refresh_timer.fired(gen)) return;
         refresh(self);
         schedule_refresh(self);
       },

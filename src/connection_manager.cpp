@@ -424,26 +424,30 @@ connection_manager::~connection_manager() {
   }
   if (impl_->own_sys) {
     // ~actor_system waits for every actor; they have all been told to stop.
-    // Wait for them here, bounded, so that this destructor stays bounded even
-    // if one does not end (e.g. a CAF network proxy of a remote manager):
-    // then destroy the system on this thread. One still running after the
-    // bound makes us leave the system to process exit, undestroyed, rather
-    // than detach a thread that would still be destroying it while the
-    // process exits (docs/threading.md, I13).
+    // It runs on a thread of its own so that this destructor stays bounded
+    // even if an actor (e.g. a CAF network proxy of a remote manager) does
+    // not terminate: after the bound the system is left to process exit.
+    struct owned {
+      std::unique_ptr<caf::actor_system_config> cfg;
+      std::unique_ptr<caf::actor_system> sys;
+    };
     log::release_caf_thread_logger();
-    auto& reg = impl_->own_sys->registry();
-    auto give_up = std::chrono::steady_clock::now() + impl_->opts.shutdown_timeout + seconds{2};
-    while (reg.running() > 0 && std::chrono::steady_clock::now() < give_up)
-      std::this_thread::sleep_for(std::chrono::milliseconds{1});
-    if (auto left = reg.running(); left > 0) {
-      log::warn("actor system did not stop in time ({} actors still running); leaving it to "
-                "process exit",
-                left);
-      (void)impl_->own_sys.release();
-      (void)impl_->own_cfg.release();
+    auto doomed = std::make_shared<owned>();
+    doomed->cfg = std::move(impl_->own_cfg);
+    doomed->sys = std::move(impl_->own_sys);
+    auto done = std::make_shared<std::promise<void>>();
+    auto finished = done->get_future();
+    std::thread destroyer{[doomed, done]() mutable {
+      doomed->sys.reset();
+      doomed->cfg.reset();
+      done->set_value();
+    }};
+    doomed.reset();
+    if (finished.wait_for(impl_->opts.shutdown_timeout + seconds{2}) == std::future_status::ready) {
+      destroyer.join();
     } else {
-      impl_->own_sys.reset();
-      impl_->own_cfg.reset();
+      log::warn("actor system did not stop in time; leaving it to process exit");
+      destroyer.detach();
     }
   }
 }

@@ -285,6 +285,18 @@ public:
     drain_queue(now);
   }
 
+  /// The node's health probe just succeeded. A node waiting out its reconnect
+  /// backoff answers again: end the backoff and open a connection now, so that
+  /// a node reported healthy serves the next request (it waits for that
+  /// connection instead of failing fast with the last connect error).
+  void on_probe_ok(std::int64_t now) {
+    if (stopping() || failures_in_row_ == 0 || count(conn_state::ready) > 0) return;
+    failures_in_row_ = 0;
+    next_attempt_ns_ = now;
+    update_state();
+    replenish(now);
+  }
+
   /// The host name resolved to an address (`error` empty; the shell built
   /// its connection parameters), or could not be resolved.
   void on_resolved(std::int64_t now, const std::string& error) {

@@ -274,3 +274,38 @@ BOOST_AUTO_TEST_CASE(an_unhealthy_node_is_probed_at_the_unhealthy_interval) {
       [&] { return mgr.get_health("node2")->status == health_state::healthy; }, 3s));
   BOOST_CHECK_LT(test::ms_since(t0), 3000);
 }
+
+// Once a restarted node is reported healthy, its next query is served, even
+// when the pool was waiting out a long reconnect backoff (it used to fail at
+// once, for seconds, with the old "connection refused").
+BOOST_AUTO_TEST_CASE(a_restarted_node_serves_its_first_query_once_healthy) {
+  auto opts = test::fast_options();
+  opts.reconnect_backoff_initial = 4s;
+  opts.reconnect_backoff_max = 8s;
+  opts.unhealthy_check_interval = 100ms;
+  connection_manager mgr{opts};
+  mgr.initialize(test::all_nodes());
+  {
+    test::stopped_node down{"node1"};
+    BOOST_REQUIRE(test::eventually(
+        [&] { return mgr.get_health("node1")->status == health_state::unhealthy; }, 10s));
+    // The pool has failed to reconnect at least once: it is in its backoff.
+    BOOST_REQUIRE(
+        test::eventually([&] { return mgr.get_pool_stats("node1")->connect_failures >= 1; }, 10s));
+  }
+  BOOST_REQUIRE(test::eventually(
+      [&] { return mgr.get_health("node1")->status == health_state::healthy; }, 5s));
+  auto t0 = std::chrono::steady_clock::now();
+  std::string failure;
+  try {
+    BOOST_CHECK_EQUAL(mgr.query("node1", "SELECT 1 AS one", {}, 3s)[0].get<int>("one"), 1);
+  } catch (const pgcm::error& e) {
+    failure = e.what();
+  }
+  BOOST_CHECK_MESSAGE(failure.empty(), "first query after healthy failed: " << failure);
+  BOOST_CHECK_LT(test::ms_since(t0), 2000); // not after the 4 s backoff
+  // Error texts name the node once.
+  auto h = mgr.get_health("node1");
+  BOOST_CHECK(!h->last_error || h->last_error->find("node node1: connection failed: node node1") ==
+                                    std::string::npos);
+}

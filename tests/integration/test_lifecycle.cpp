@@ -8,7 +8,6 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -827,29 +826,6 @@ BOOST_AUTO_TEST_CASE(destructor_on_another_thread_while_users_live_on) {
   // Idle pool, nothing in flight: well under the 12 s fallback.
   BOOST_CHECK_GE(took, 0);
   BOOST_CHECK_LT(took, 5000);
-}
-
-// An actor of the facade's own system that never ends (an application's, or a
-// stuck network proxy): the destructor gives up after shutdown_timeout + 2 s
-// and leaves the system to process exit (threading.md I13) instead of
-// waiting forever.
-BOOST_AUTO_TEST_CASE(destructor_is_bounded_when_an_actor_never_ends) {
-  auto opts = test::fast_options();
-  opts.shutdown_timeout = 1s;
-  auto mgr = std::make_unique<connection_manager>(opts);
-  mgr->initialize({{"node0", test::node("node0")}});
-  auto gate = std::make_shared<std::promise<void>>();
-  auto never = gate->get_future().share();
-  mgr->system().spawn<caf::detached>([never](caf::event_based_actor* self) -> caf::behavior {
-    never.wait(); // blocks its own thread until the test process ends
-    return {[self](int) { self->quit(); }};
-  });
-  auto start = std::chrono::steady_clock::now();
-  mgr.reset();
-  auto took = test::ms_since(start);
-  BOOST_CHECK_GE(took, 2500); // it did wait for the actor
-  BOOST_CHECK_LT(took, 4500); // and not forever: 1 s + 2 s, plus the shutdown itself
-  gate->set_value();          // let the stray actor's thread run on (the system stays alive)
 }
 
 BOOST_AUTO_TEST_SUITE_END()

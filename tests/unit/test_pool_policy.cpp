@@ -286,6 +286,37 @@ BOOST_FIXTURE_TEST_CASE(backoff_doubles_with_jitter_up_to_the_cap, fixture) {
   }
 }
 
+BOOST_FIXTURE_TEST_CASE(a_successful_probe_ends_the_backoff, fixture) {
+  fake_shell sh;
+  policy p{sh, limits(1, 2), false, 3};
+  std::int64_t now = t0;
+  p.on_start(now, true);
+  for (std::uint32_t id = 1; id <= 4; ++id) { // backoff grows to 800 ms
+    p.on_gone(now, id, true, "connection failed: refused");
+    now = p.next_attempt_ns();
+    p.on_tick(now);
+  }
+  p.on_gone(now, 5, true, "connection failed: refused");
+  BOOST_REQUIRE_EQUAL(p.state(), node_state::backoff);
+  BOOST_REQUIRE_GT(p.next_attempt_ns() - now, 100 * ms);
+  // While down, a request fails fast...
+  p.on_request(now, {1}, far, false);
+  BOOST_CHECK_EQUAL(sh.rejected.size(), 1u);
+  // ...until the probe answers: a connection opens at once, requests wait for it.
+  p.on_probe_ok(now + 1);
+  BOOST_CHECK_EQUAL(sh.spawned.size(), 6u);
+  BOOST_CHECK_EQUAL(p.state(), node_state::reconnecting);
+  p.on_request(now + 2, {2}, far, false);
+  BOOST_CHECK_EQUAL(sh.rejected.size(), 1u);
+  p.on_ready(now + 3, 6);
+  BOOST_CHECK_EQUAL(p.state(), node_state::up);
+  BOOST_REQUIRE(!sh.sent.empty());
+  BOOST_CHECK_EQUAL(sh.sent.back().second, 2);
+  // Up already: a probe changes nothing.
+  p.on_probe_ok(now + 4);
+  BOOST_CHECK_EQUAL(sh.spawned.size(), 6u);
+}
+
 BOOST_FIXTURE_TEST_CASE(jitter_spreads_retries, fixture) {
   // Two pools failing together do not retry in lock step (most seeds).
   int differ = 0;
