@@ -173,6 +173,19 @@ void dispatch_routed(self_ptr self, const std::string& node, const route& r, que
   }
   auto deadline = job.deadline_ns;
   auto timeout_ms = job.timeout_ms;
+  // Two requests from here: the reply is owed (answered shutting_down by
+  // ~manager_data if the manager ends first, threading.md I9).
+  auto given = std::make_shared<bool>(false);
+  auto key = owe(st, rp, given);
+  auto finish = [self, rp, given, key](caf::expected<result_set> out) mutable {
+    if (*given) return;
+    *given = true;
+    self->state.owed.erase(key);
+    if (out)
+      rp.deliver(std::move(*out));
+    else
+      rp.deliver(std::move(out.error()));
+  };
   self->request(sup, caf::infinite, query_atom::value, std::move(job))
       .then(
           [=](result_set& rs) mutable {
@@ -188,22 +201,21 @@ void dispatch_routed(self_ptr self, const std::string& node, const route& r, que
                           rs.set_commit_lsn(lsn::parse(std::string{at[0].text(0)}));
                       } catch (const error&) {
                       }
-                      if (!rs.commit_lsn()) {
-                        rp.deliver(detail::node_error(errc::internal, node,
-                                                      "no WAL position after the statement"));
-                        return;
-                      }
-                      rp.deliver(std::move(rs));
+                      if (!rs.commit_lsn())
+                        finish(detail::node_error(errc::internal, node,
+                                                  "no WAL position after the statement"));
+                      else
+                        finish(std::move(rs));
                     },
                     [=](caf::error& err) mutable {
                       // The statement ran; only its position is missing.
                       auto info = to_error_info(err, "node " + node);
                       info.message = "the statement ran, but its WAL position could not be read: " +
                                      info.message;
-                      rp.deliver(to_caf_error(info));
+                      finish(to_caf_error(info));
                     });
           },
-          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          [=](caf::error& err) mutable { finish(std::move(err)); });
 }
 
 /// Sends waiting target::primary requests once a primary is there.
