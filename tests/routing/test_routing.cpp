@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(routes_follow_roles_and_answers_name_their_node) {
   BOOST_CHECK(!h0.conflict && !h1.conflict);
   // The first known role of each node was published.
   for (auto& n : cluster::get().nodes())
-    BOOST_CHECK_GE(log->count(n, event::node_role), 1u);
+    BOOST_CHECK(test::eventually([&] { return log->count(n, event::node_role) >= 1u; }, 5s));
 
   for (int i = 0; i < 5; ++i) {
     auto rs = mgr.query(to(target::primary), "SELECT pg_is_in_recovery() AS r");
@@ -282,7 +282,8 @@ BOOST_AUTO_TEST_CASE(a_node_of_another_cluster_is_in_conflict_from_its_first_pro
   for (auto& h : log->health("foreign"))
     if (h.status == health_state::healthy)
       BOOST_CHECK_MESSAGE(h.conflict.has_value(), "foreign reported healthy without a conflict");
-  BOOST_CHECK_GE(log->count("foreign", event::node_role), 1u);
+  // The event comes through the facade's dispatcher thread, maybe a moment later.
+  BOOST_CHECK(test::eventually([&] { return log->count("foreign", event::node_role) >= 1u; }, 5s));
   // The cluster's primary is unaffected; no routed query goes to the foreign node.
   BOOST_CHECK(!health(mgr, "node0").conflict);
   for (int i = 0; i < 12; ++i) {
@@ -356,7 +357,8 @@ BOOST_AUTO_TEST_CASE(split_brain_a_replica_promoted_while_the_primary_runs) {
     BOOST_CHECK_EQUAL(mgr.query(to(target::primary), "SELECT 1").node_id(), "node2");
   for (int i = 0; i < 10; ++i)
     BOOST_CHECK_NE(mgr.query(to(target::any), "SELECT 1").node_id(), "node0");
-  BOOST_CHECK_GT(log->count("node0", event::node_role), roles_before);
+  BOOST_CHECK(
+      test::eventually([&] { return log->count("node0", event::node_role) > roles_before; }, 5s));
   // Explicit queries still reach the node in conflict.
   BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 1").node_id(), "node0");
   mgr.shutdown();
