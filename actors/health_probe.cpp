@@ -128,14 +128,18 @@ void send_query(self_ptr self) {
             auto& st = self->state;
             if (seq != st.probe_seq) return;
             auto info = to_error_info(err, "node " + st.cfg.node_id); // context of CAF's errors
-            if (info.code != errc::query_failed) {
+            // Our own session was ended (pg_terminate_backend: 57P01), also
+            // while the probe statement ran: the connection is gone.
+            bool session_ended = info.sqlstate && *info.sqlstate == "57P01";
+            if (info.code != errc::query_failed || session_ended) {
               drop_worker(self); // timed out or broken: start over on a fresh connection
-              if (info.code == errc::connection_failed && st.worker_born_seq != seq &&
-                  steady_now_ns() < st.probe_deadline_ns) {
+              if ((info.code == errc::connection_failed || session_ended) &&
+                  st.worker_born_seq != seq && steady_now_ns() < st.probe_deadline_ns) {
                 // A connection kept from an earlier probe broke (the backend was
                 // terminated, a proxy dropped it while idle): that says nothing
                 // about the node now. Ask again on a fresh connection, within the
-                // same deadline, before counting a failure.
+                // same deadline, before counting a failure (a node shutting down
+                // then refuses the new connection, and that counts).
                 open_worker(self);
                 return;
               }
