@@ -14,6 +14,7 @@
 #include <thread>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -826,6 +827,77 @@ BOOST_AUTO_TEST_CASE(destructor_on_another_thread_while_users_live_on) {
   // Idle pool, nothing in flight: well under the 12 s fallback.
   BOOST_CHECK_GE(took, 0);
   BOOST_CHECK_LT(took, 5000);
+}
+
+// /proc/self/task: the threads of this process.
+int thread_count() {
+  int n = 0;
+  if (auto* dir = opendir("/proc/self/task")) {
+    while (auto* e = readdir(dir))
+      if (e->d_name[0] != '.') ++n;
+    closedir(dir);
+  }
+  return n;
+}
+
+// threading.md I13: the destructor either destroys its actor system on the
+// calling thread or leaves it whole; it never leaves a thread behind inside
+// ~actor_system. CAF 0.17's ~actor_system waits without a bound for a thread
+// that still holds its logger (one that made a scoped_actor in it).
+BOOST_AUTO_TEST_CASE(destructor_leaves_no_thread_and_never_half_destroys) {
+  auto opts = test::fast_options();
+  opts.shutdown_timeout = 1s;
+  static std::ostringstream log_text; // alive for the rest of the process, like the logger
+  static auto logger = std::make_shared<spdlog::logger>(
+      "pgcm-destructor", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
+  set_logger(logger);
+  const int before = thread_count();
+  {
+    connection_manager mgr{opts};
+    mgr.initialize({{"node0", test::node("node0")}});
+    BOOST_CHECK(test::answers(mgr, "node0"));
+  }
+  // Destroyed on this thread: every thread of it is gone, nothing was left behind.
+  BOOST_CHECK(test::eventually([&] { return thread_count() == before; }, 3s));
+  BOOST_CHECK(log_text.str().find("not destroyed") == std::string::npos);
+
+  auto mgr = std::make_unique<connection_manager>(opts);
+  mgr->initialize({{"node0", test::node("node0")}});
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool holding = false, release = false;
+  std::thread holder{[&, sys = &mgr->system()] {
+    { caf::scoped_actor self{*sys}; } // CAF keeps its logger in this thread's thread_local
+    std::unique_lock<std::mutex> lk{mtx};
+    holding = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });
+    caf::logger::set_current_actor_system(nullptr);
+  }};
+  {
+    std::unique_lock<std::mutex> lk{mtx};
+    BOOST_REQUIRE(cv.wait_for(lk, 10s, [&] { return holding; }));
+  }
+  auto start = std::chrono::steady_clock::now();
+  mgr.reset();
+  // Bounded (shutdown_timeout + 2 s, plus margin) and said why.
+  BOOST_CHECK_LT(test::ms_since(start), 1000 + 2000 + 2000);
+  BOOST_CHECK(log_text.str().find("actor system not destroyed: a thread that made a "
+                                  "caf::scoped_actor") != std::string::npos);
+  std::this_thread::sleep_for(300ms); // the manager's own threads have ended
+  const int left_whole = thread_count();
+  {
+    std::lock_guard<std::mutex> lk{mtx};
+    release = true;
+  }
+  cv.notify_all();
+  holder.join();
+  // The system was left whole: no thread finishes ~actor_system once the
+  // holder lets go (its scheduler, clock and middleman threads stay until the
+  // process ends; a destroyed system would take them along).
+  std::this_thread::sleep_for(500ms);
+  BOOST_CHECK_GE(thread_count(), left_whole - 1);
+  set_logger(nullptr);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
