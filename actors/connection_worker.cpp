@@ -396,6 +396,9 @@ void deliver_outcomes(self_ptr self) {
       observe_answer(st, f.job);
     }
   }
+  // The next statement in the pipeline starts executing now.
+  if (auto* c = st.cfg.counters.get(); c && !st.done.empty() && !st.queue.empty())
+    c->head_since_ns.store(steady_now_ns());
   st.done.clear();
   // A request that leaves a transaction open poisons the connection: it is
   // discarded, never reused (its transaction is rolled back by the server).
