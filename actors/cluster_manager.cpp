@@ -74,6 +74,11 @@ struct manager_data {
   // target::primary requests waiting for a primary (manager_options::primary_wait).
   detail::routing_table routes;
   std::vector<pending_primary> waiting_for_primary;
+  // A probe round triggered by signs of a failover (issue 10): the nodes
+  // whose probe has not reported yet, and when the round is given up on.
+  // One round at a time: signs during a round are part of it.
+  std::unordered_set<std::string> probe_round_left;
+  std::int64_t probe_round_until_ns = 0;
   bool shutting_down = false;
   std::vector<caf::typed_response_promise<ok_atom>> shutdown_waiters;
   // Replies owed once a node answers (get_nodes, get_node, remove_node),
@@ -334,6 +339,7 @@ void on_probe_report(self_ptr self, const std::string& id, probe_report& rep) {
   auto& st = self->state;
   auto& n = st.nodes.at(id);
   n.health = rep.health;
+  st.probe_round_left.erase(id);
   detail::node_facts f;
   if (auto old = st.routes.facts(id)) f = *old;
   f.healthy = rep.health.status == health_state::healthy;
@@ -360,6 +366,30 @@ void on_probe_report(self_ptr self, const std::string& id, probe_report& rep) {
   for (auto& other : changed)
     publish_role(self, other);
   retry_primary_waits(self);
+}
+
+/// Signs of a failover on node `id` (a write answered 25006, a session the
+/// server ended): if `id` is believed primary, probe every node now instead
+/// of at the next interval. Bursts coalesce: while a round runs (until every
+/// node reported a probe, or the probe timeout and a second passed), further
+/// signs are part of it.
+void on_failover_sign(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto f = st.routes.facts(id);
+  if (st.shutting_down || f == nullptr || f->role != node_role::primary) return;
+  auto now = steady_now_ns();
+  if (!st.probe_round_left.empty() && now < st.probe_round_until_ns) return;
+  log::warn("node {}: signs of a failover (a write refused as read-only or a session ended by "
+            "the server); probing every node now",
+            id);
+  st.probe_round_left.clear();
+  for (auto& [nid, n] : st.nodes) {
+    st.probe_round_left.insert(nid);
+    self->send(n.supervisor, probe_atom::value);
+  }
+  st.probe_round_until_ns =
+      now +
+      duration_cast<nanoseconds>(st.opts.effective_health_check_timeout() + seconds{1}).count();
 }
 
 /// Adds validated nodes, starts them in parallel and answers once every one
@@ -467,6 +497,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         }
         auto sup = it->second.supervisor;
         st.nodes.erase(it);
+        st.probe_round_left.erase(id);
         remove_from_order(st, id);
         for (auto& other : st.routes.remove(id))
           publish_role(self, other);
@@ -534,6 +565,14 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
                                         it->second.supervisor.address())
           return; // from a node removed meanwhile
         on_probe_report(self, id, rep);
+      },
+      [=](failover_atom, const std::string& id) {
+        auto& st = self->state;
+        auto it = st.nodes.find(id);
+        if (it == st.nodes.end() || caf::actor_cast<caf::actor_addr>(self->current_sender()) !=
+                                        it->second.supervisor.address())
+          return; // from a node removed meanwhile
+        on_failover_sign(self, id);
       },
       [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
           bool healthy_only) -> caf::result<std::vector<node_result_set>> {

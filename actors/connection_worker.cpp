@@ -178,7 +178,8 @@ void send_report(self_ptr self, bool force = false) {
   auto& st = self->state;
   auto& r = st.pending_report;
   std::int64_t answers = r.ok + r.failed + r.timed_out + r.retried;
-  bool wanted = st.state_changed || (force && answers > 0);
+  // Signs of a failover are reported at once (the manager probes every node).
+  bool wanted = st.state_changed || (force && answers > 0) || r.failover_signs > 0;
   if (auto* c = st.cfg.counters.get()) {
     if (answers > st.published_answers) {
       // seq_cst on both sides: either the supervisor sees this answer when
@@ -292,6 +293,10 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
   auto& st = self->state;
   // Ready until now (not draining): the supervisor may have routed requests here.
   bool linger = st.state == phase::ready || st.state == phase::retiring;
+  // An open session the server ended (pg_terminate_backend, shutdown): a
+  // sign of a failover when this node was the primary.
+  if (st.state != phase::connecting && st.conn && st.conn->server_ended_session())
+    ++st.pending_report.failover_signs;
   set_state(self, final_state,
             final_state == phase::failed ? to_error_info(err).message : std::string{});
   st.take_back();
@@ -368,9 +373,18 @@ void close_when_idle(self_ptr self) {
   if (st.winding_down()) finish(self, phase::closed, caf::error{}, false);
 }
 
+/// Whether an answer says the node may no longer be the primary: a write
+/// refused as read-only (25006), or the session ended by the server
+/// (57P01 admin shutdown, 57P02 crash shutdown).
+bool failover_sign(const detail::pq_outcome& out) {
+  return out.sqlstate == "25006" ||
+         (out.fatal && (out.sqlstate == "57P01" || out.sqlstate == "57P02"));
+}
+
 void deliver_outcomes(self_ptr self) {
   auto& st = self->state;
   for (auto& out : st.done) {
+    if (failover_sign(out)) ++st.pending_report.failover_signs;
     if (st.queue.empty()) break; // cannot happen: one outcome per request sent
     auto f = std::move(st.queue.front());
     st.queue.pop_front();
