@@ -119,6 +119,9 @@ struct worker_data {
   // With cfg.counters: how many of pending_report's answers are already
   // counted in counters->answered, and whether a report flush is scheduled.
   std::int64_t published_answers = 0;
+  /// Answers counted in counters->answered before they were given
+  /// (deliver_outcomes) and not yet considered for a report.
+  bool counted_early = false;
   bool flush_scheduled = false;
   std::int64_t last_report_ns = 0;
   // Requests to hand back to the supervisor, sent after the next report so
@@ -181,11 +184,12 @@ void send_report(self_ptr self, bool force = false) {
   // Signs of a failover are reported at once (the manager probes every node).
   bool wanted = st.state_changed || (force && answers > 0) || r.failover_signs > 0;
   if (auto* c = st.cfg.counters.get()) {
-    if (answers > st.published_answers) {
+    if (answers > st.published_answers || st.counted_early) {
       // seq_cst on both sides: either the supervisor sees this answer when
       // it re-checks after setting report_answers, or this load sees the flag.
-      c->answered.fetch_add(answers - st.published_answers);
+      if (answers > st.published_answers) c->answered.fetch_add(answers - st.published_answers);
       st.published_answers = answers;
+      st.counted_early = false;
       wanted = wanted || c->report_answers.load() ||
                steady_now_ns() - st.last_report_ns >= report_interval_ns;
       if (!wanted && !st.flush_scheduled) {
@@ -383,6 +387,21 @@ bool failover_sign(const detail::pq_outcome& out) {
 
 void deliver_outcomes(self_ptr self) {
   auto& st = self->state;
+  if (auto* c = st.cfg.counters.get()) {
+    // Counted before they are given (each outcome answers the queue's front
+    // once): a caller that gets its answer and sends its next request at once
+    // must find this connection free, not busy (the pool would queue the
+    // request and open another connection, pool_policy.hpp). The statement
+    // behind them starts now; stored first, so that whoever sees the count
+    // sees its start too.
+    auto n = static_cast<std::int64_t>(std::min(st.done.size(), st.queue.size()));
+    if (n > 0) {
+      if (st.queue.size() > static_cast<std::size_t>(n)) c->head_since_ns.store(steady_now_ns());
+      c->answered.fetch_add(n);
+      st.published_answers += n;
+      st.counted_early = true;
+    }
+  }
   for (auto& out : st.done) {
     if (failover_sign(out)) ++st.pending_report.failover_signs;
     if (st.queue.empty()) break; // cannot happen: one outcome per request sent
@@ -410,9 +429,6 @@ void deliver_outcomes(self_ptr self) {
       observe_answer(st, f.job);
     }
   }
-  // The next statement in the pipeline starts executing now.
-  if (auto* c = st.cfg.counters.get(); c && !st.done.empty() && !st.queue.empty())
-    c->head_since_ns.store(steady_now_ns());
   st.done.clear();
   // A request that leaves a transaction open poisons the connection: it is
   // discarded, never reused (its transaction is rolled back by the server).
