@@ -17,6 +17,7 @@
 #include "pgcm/actors/node_supervisor.hpp"
 #include "pgcm/messages/error.hpp"
 #include "reactor.hpp"
+#include "routing_snapshot.hpp"
 #include "routing_table.hpp"
 
 namespace pgcm {
@@ -74,6 +75,14 @@ struct manager_data {
   // target::primary requests waiting for a primary (manager_options::primary_wait).
   detail::routing_table routes;
   std::vector<pending_primary> waiting_for_primary;
+  // A probe round triggered by signs of a failover (issue 10): the nodes
+  // whose probe has not reported yet, and when the round is given up on.
+  // One round at a time: signs during a round are part of it.
+  std::unordered_set<std::string> probe_round_left;
+  std::int64_t probe_round_until_ns = 0;
+  // The local facade's copy of what routing needs (null: no facade reads it).
+  std::shared_ptr<detail::routing_board> board;
+  std::unordered_map<std::string, double> published_load;
   bool shutting_down = false;
   std::vector<caf::typed_response_promise<ok_atom>> shutdown_waiters;
   // Replies owed once a node answers (get_nodes, get_node, remove_node),
@@ -94,6 +103,7 @@ struct manager_data {
       kv.second();
     for (auto& w : waiting_for_primary)
       w.rp.deliver(shutting_down_error());
+    if (board) board->publish(nullptr); // routed calls ask the (gone) manager again
   }
 };
 
@@ -153,6 +163,31 @@ double load_of(const manager_data& st, const std::string& id) {
   auto& n = it->second;
   auto size = std::max(1, n.cfg.pool.max);
   return static_cast<double>(n.stats.in_flight_requests + n.stats.waiting_requests) / size;
+}
+
+/// Publishes what routing needs for the local facade (routing_snapshot.hpp):
+/// after every change of the routing table or of a node's load.
+void publish_routes(self_ptr self) {
+  auto& st = self->state;
+  if (!st.board) return;
+  if (st.shutting_down) {
+    st.board->publish(nullptr);
+    return;
+  }
+  auto snap = std::make_shared<detail::routing_snapshot>();
+  snap->table = st.routes;
+  for (auto& [id, n] : st.nodes)
+    snap->load[id] = load_of(st, id);
+  st.published_load = snap->load;
+  st.board->publish(std::move(snap));
+}
+
+/// Republishes when node `id`'s load changed (its pool stats did).
+void load_changed(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  if (!st.board) return;
+  auto it = st.published_load.find(id);
+  if (it == st.published_load.end() || it->second != load_of(st, id)) publish_routes(self);
 }
 
 detail::routing_table::pick_result pick_node(self_ptr self, const route& r) {
@@ -334,6 +369,7 @@ void on_probe_report(self_ptr self, const std::string& id, probe_report& rep) {
   auto& st = self->state;
   auto& n = st.nodes.at(id);
   n.health = rep.health;
+  st.probe_round_left.erase(id);
   detail::node_facts f;
   if (auto old = st.routes.facts(id)) f = *old;
   f.healthy = rep.health.status == health_state::healthy;
@@ -357,9 +393,34 @@ void on_probe_report(self_ptr self, const std::string& id, probe_report& rep) {
     ev.health = with_view(st, id, n.health);
     broadcast(self, ev);
   }
+  publish_routes(self);
   for (auto& other : changed)
     publish_role(self, other);
   retry_primary_waits(self);
+}
+
+/// Signs of a failover on node `id` (a write answered 25006, a session the
+/// server ended): if `id` is believed primary, probe every node now instead
+/// of at the next interval. Bursts coalesce: while a round runs (until every
+/// node reported a probe, or the probe timeout and a second passed), further
+/// signs are part of it.
+void on_failover_sign(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto f = st.routes.facts(id);
+  if (st.shutting_down || f == nullptr || f->role != node_role::primary) return;
+  auto now = steady_now_ns();
+  if (!st.probe_round_left.empty() && now < st.probe_round_until_ns) return;
+  log::warn("node {}: signs of a failover (a write refused as read-only or a session ended by "
+            "the server); probing every node now",
+            id);
+  st.probe_round_left.clear();
+  for (auto& [nid, n] : st.nodes) {
+    st.probe_round_left.insert(nid);
+    self->send(n.supervisor, probe_atom::value);
+  }
+  st.probe_round_until_ns =
+      now +
+      duration_cast<nanoseconds>(st.opts.effective_health_check_timeout() + seconds{1}).count();
 }
 
 /// Adds validated nodes, starts them in parallel and answers once every one
@@ -414,6 +475,7 @@ caf::typed_response_promise<ok_atom> add_nodes(self_ptr self, std::vector<node_e
               if (--*remaining == 0) rp.deliver(ok_atom::value);
             });
   }
+  publish_routes(self);
   return rp;
 }
 
@@ -422,9 +484,11 @@ void remove_from_order(manager_data& st, const std::string& id) {
 }
 
 manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts,
-                                             std::shared_ptr<detail::reactor> io) {
+                                             std::shared_ptr<detail::reactor> io,
+                                             std::shared_ptr<detail::routing_board> board) {
   self->state.opts = opts;
   self->state.io = std::move(io);
+  self->state.board = std::move(board);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     auto& subs = st.subscribers;
@@ -467,8 +531,11 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         }
         auto sup = it->second.supervisor;
         st.nodes.erase(it);
+        st.probe_round_left.erase(id);
         remove_from_order(st, id);
-        for (auto& other : st.routes.remove(id))
+        auto changed = st.routes.remove(id);
+        publish_routes(self);
+        for (auto& other : changed)
           publish_role(self, other);
         self->demonitor(sup.address());
         auto grace = st.opts.shutdown_timeout;
@@ -534,6 +601,14 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
                                         it->second.supervisor.address())
           return; // from a node removed meanwhile
         on_probe_report(self, id, rep);
+      },
+      [=](failover_atom, const std::string& id) {
+        auto& st = self->state;
+        auto it = st.nodes.find(id);
+        if (it == st.nodes.end() || caf::actor_cast<caf::actor_addr>(self->current_sender()) !=
+                                        it->second.supervisor.address())
+          return; // from a node removed meanwhile
+        on_failover_sign(self, id);
       },
       [=](query_all_atom, std::string& sql, std::vector<param>& params, caf::timespan timeout,
           bool healthy_only) -> caf::result<std::vector<node_result_set>> {
@@ -671,6 +746,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         st.shutdown_waiters.push_back(rp);
         if (st.shutting_down) return rp; // a second call waits for the same end
         st.shutting_down = true;
+        publish_routes(self); // routed facade calls go to the manager, which answers shutting_down
         for (auto& w : st.waiting_for_primary)
           w.rp.deliver(shutting_down_error());
         st.waiting_for_primary.clear();
@@ -712,7 +788,10 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
                                         it->second.supervisor.address())
           return; // from a node removed meanwhile
         if (ev.health) it->second.health = *ev.health;
-        if (ev.stats) it->second.stats = *ev.stats;
+        if (ev.stats) {
+          it->second.stats = *ev.stats;
+          load_changed(self, ev.node_id);
+        }
         broadcast(self, ev);
       },
       [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },
@@ -727,6 +806,11 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
 } // namespace
 
 caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_options opts) {
+  return spawn_manager(sys, opts, nullptr);
+}
+
+caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_options opts,
+                                               std::shared_ptr<detail::routing_board> board) {
   if (auto problem = validate(opts)) return to_caf_error(*problem);
   // Started here, not in the actor: a reactor that cannot start (no file
   // descriptor or thread left) is this call's error, not a manager that died
@@ -738,7 +822,7 @@ caf::expected<manager_api_actor> spawn_manager(caf::actor_system& sys, manager_o
     return make_error(errc::connection_failed,
                       std::string{"pgcm could not start its I/O reactor: "} + e.what());
   }
-  manager_actor hdl = sys.spawn(cluster_manager, opts, std::move(io));
+  manager_actor hdl = sys.spawn(cluster_manager, opts, std::move(io), std::move(board));
   return caf::actor_cast<manager_api_actor>(hdl);
 }
 

@@ -119,6 +119,9 @@ struct worker_data {
   // With cfg.counters: how many of pending_report's answers are already
   // counted in counters->answered, and whether a report flush is scheduled.
   std::int64_t published_answers = 0;
+  /// Answers counted in counters->answered before they were given
+  /// (deliver_outcomes) and not yet considered for a report.
+  bool counted_early = false;
   bool flush_scheduled = false;
   std::int64_t last_report_ns = 0;
   // Requests to hand back to the supervisor, sent after the next report so
@@ -178,13 +181,15 @@ void send_report(self_ptr self, bool force = false) {
   auto& st = self->state;
   auto& r = st.pending_report;
   std::int64_t answers = r.ok + r.failed + r.timed_out + r.retried;
-  bool wanted = st.state_changed || (force && answers > 0);
+  // Signs of a failover are reported at once (the manager probes every node).
+  bool wanted = st.state_changed || (force && answers > 0) || r.failover_signs > 0;
   if (auto* c = st.cfg.counters.get()) {
-    if (answers > st.published_answers) {
+    if (answers > st.published_answers || st.counted_early) {
       // seq_cst on both sides: either the supervisor sees this answer when
       // it re-checks after setting report_answers, or this load sees the flag.
-      c->answered.fetch_add(answers - st.published_answers);
+      if (answers > st.published_answers) c->answered.fetch_add(answers - st.published_answers);
       st.published_answers = answers;
+      st.counted_early = false;
       wanted = wanted || c->report_answers.load() ||
                steady_now_ns() - st.last_report_ns >= report_interval_ns;
       if (!wanted && !st.flush_scheduled) {
@@ -292,6 +297,10 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
   auto& st = self->state;
   // Ready until now (not draining): the supervisor may have routed requests here.
   bool linger = st.state == phase::ready || st.state == phase::retiring;
+  // An open session the server ended (pg_terminate_backend, shutdown): a
+  // sign of a failover when this node was the primary.
+  if (st.state != phase::connecting && st.conn && st.conn->server_ended_session())
+    ++st.pending_report.failover_signs;
   set_state(self, final_state,
             final_state == phase::failed ? to_error_info(err).message : std::string{});
   st.take_back();
@@ -368,9 +377,33 @@ void close_when_idle(self_ptr self) {
   if (st.winding_down()) finish(self, phase::closed, caf::error{}, false);
 }
 
+/// Whether an answer says the node may no longer be the primary: a write
+/// refused as read-only (25006), or the session ended by the server
+/// (57P01 admin shutdown, 57P02 crash shutdown).
+bool failover_sign(const detail::pq_outcome& out) {
+  return out.sqlstate == "25006" ||
+         (out.fatal && (out.sqlstate == "57P01" || out.sqlstate == "57P02"));
+}
+
 void deliver_outcomes(self_ptr self) {
   auto& st = self->state;
+  if (auto* c = st.cfg.counters.get()) {
+    // Counted before they are given (each outcome answers the queue's front
+    // once): a caller that gets its answer and sends its next request at once
+    // must find this connection free, not busy (the pool would queue the
+    // request and open another connection, pool_policy.hpp). The statement
+    // behind them starts now; stored first, so that whoever sees the count
+    // sees its start too.
+    auto n = static_cast<std::int64_t>(std::min(st.done.size(), st.queue.size()));
+    if (n > 0) {
+      if (st.queue.size() > static_cast<std::size_t>(n)) c->head_since_ns.store(steady_now_ns());
+      c->answered.fetch_add(n);
+      st.published_answers += n;
+      st.counted_early = true;
+    }
+  }
   for (auto& out : st.done) {
+    if (failover_sign(out)) ++st.pending_report.failover_signs;
     if (st.queue.empty()) break; // cannot happen: one outcome per request sent
     auto f = std::move(st.queue.front());
     st.queue.pop_front();

@@ -55,6 +55,11 @@ namespace pgcm {
 struct worker_counters {
   std::atomic<std::int64_t> answered{0};
   std::atomic<bool> report_answers{false};
+  /// When the statement now at the head of the worker's pipeline started
+  /// (steady_now_ns: the one before it was answered), so that the supervisor
+  /// never pipelines behind a long-running statement (pool_policy.hpp).
+  /// Stored before `answered` grows.
+  std::atomic<std::int64_t> head_since_ns{0};
 };
 
 struct worker_config {

@@ -226,6 +226,12 @@ health_probe_actor::behavior_type health_probe(self_ptr self, node_supervisor_ac
         st.cfg.interval = next;
         schedule_next(self); // the old tick goes stale
       },
+      [=](probe_atom) {
+        // Probe now; a probe already running answers for this request too.
+        if (self->state.probing) return;
+        start_probe(self);
+        schedule_next(self); // the old tick goes stale
+      },
   };
 }
 

@@ -280,6 +280,9 @@ void on_report(self_ptr self, const worker_report& r) {
   stats.name += at_most;
   PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
 #undef PGCM_X
+  // A write refused as read-only or a session the server ended: if this node
+  // is the primary, the manager probes every node now (issue 10).
+  if (r.failover_signs > 0) self->send(st.manager, failover_atom::value, st.node_id);
   if (!pool.knows(r.worker_id)) return;
   auto now = st.clock();
   switch (r.state) {
@@ -499,6 +502,10 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
       [=](probe_atom, const probe_result& r) { on_probe(self, r); },
+      [=](probe_atom) {
+        // Probe now (the manager saw signs of a failover).
+        if (self->state.probe) self->send(self->state.probe, probe_atom::value);
+      },
       [=](resolved_atom, std::uint64_t gen, const std::string& addr, const std::string& err) {
         auto& st = self->state;
         if (gen != st.dns_gen || st.pool->stopping()) return;

@@ -272,6 +272,25 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
       ws.push_back(std::move(w));
     }
   }
+  if (c.servers.size() >= 2) {
+    // Issue 10: a routed query costs no more than 5 us of client CPU over the
+    // same node by name (compare the two rows' cpu/op).
+    std::vector<server> two{c.servers[0], c.servers[1]};
+    for (int n : {1, 16}) {
+      workload w;
+      w.name = "routed.c" + std::to_string(n);
+      w.title = "routed query(route{standby}) vs query(\"" + two[1].name +
+                "\") by name, SELECT 1, " + std::to_string(n) +
+                " in flight, pool max 10, blocking facade (compare cpu/op)";
+      w.make = [&c, &rt, two, n, pool] {
+        std::vector<contender_ptr> v;
+        v.push_back(make_pgcm_routed(rt, c, two, select1_sql, n, true, pool));
+        v.push_back(make_pgcm_routed(rt, c, two, select1_sql, n, false, pool));
+        return v;
+      };
+      ws.push_back(std::move(w));
+    }
+  }
   for (auto api : {pgcm_api::facade, pgcm_api::actor}) {
     workload w;
     w.name = std::string{"overflow.c64"} + (api == pgcm_api::actor ? ".actor" : "");

@@ -109,6 +109,8 @@ struct request_spec {
   bool all = false;
   std::string node; // for single
   std::string sql;
+  bool routed = false; // query(route{target::standby}, sql) instead of the node by name
+  std::string label;   // contender name (default pgcm-facade / pgcm-actor)
 };
 
 /// Runs one request through the facade; false on failure (with `err`).
@@ -121,6 +123,10 @@ bool facade_call(pgcm::connection_manager& mgr, const request_spec& r, std::stri
           err = n.error ? n.error->message : "node failed";
           return false;
         }
+    } else if (r.routed) {
+      pgcm::route to;
+      to.to = pgcm::target::standby;
+      (void)mgr.query(to, r.sql);
     } else {
       (void)mgr.query(r.node, r.sql);
     }
@@ -142,10 +148,13 @@ public:
 
   ~pgcm_facade() override { teardown(); }
 
-  std::string name() const override { return "pgcm-facade"; }
+  std::string name() const override { return req_.label.empty() ? "pgcm-facade" : req_.label; }
 
   std::string describe() const override {
-    return std::to_string(n_) + " threads looping on " + (req_.all ? "query_all()" : "query()") +
+    return std::to_string(n_) + " threads looping on " +
+           (req_.all      ? "query_all()"
+            : req_.routed ? "query(route{standby})"
+                          : "query(\"" + req_.node + "\")") +
            " (blocking facade), " + pool_text(pool_) + ", policy " + rt_.policy();
   }
 
@@ -515,6 +524,13 @@ contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const se
     return std::make_unique<pgcm_facade>(rt, c, std::vector<server>{srv}, r, in_flight, pool);
   return std::make_unique<pgcm_actor>(rt, c, std::vector<server>{srv}, r, in_flight, pool,
                                       api == pgcm_api::scoped);
+}
+
+contender_ptr make_pgcm_routed(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
+                               std::string sql, int in_flight, bool routed, pool_settings pool) {
+  request_spec r{false, servers.at(1).name, std::move(sql), routed,
+                 routed ? "pgcm-routed-standby" : "pgcm-by-name"};
+  return std::make_unique<pgcm_facade>(rt, c, std::move(servers), r, in_flight, pool);
 }
 
 contender_ptr make_pgcm_all(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,

@@ -46,6 +46,12 @@ enum class pgcm_api { facade, actor, scoped };
 contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const server& srv,
                                std::string sql, int in_flight, pgcm_api api, pool_settings pool);
 
+/// `sql` through the facade on a manager of `servers` (a primary and one
+/// standby, servers[1]): routed (`query(route{target::standby}, ...)`, which
+/// resolves to servers[1]) or by name (`query(servers[1].name, ...)`).
+contender_ptr make_pgcm_routed(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
+                               std::string sql, int in_flight, bool routed, pool_settings pool);
+
 /// query_all(`sql`) over `servers` with `in_flight` fan-outs outstanding.
 contender_ptr make_pgcm_all(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
                             std::string sql, int in_flight, pgcm_api api, pool_settings pool);

@@ -35,5 +35,7 @@ using stop_atom = caf::atom_constant<caf::atom("pgcm_stop")>;
 using publish_atom = caf::atom_constant<caf::atom("pgcm_pub")>;
 using resolved_atom = caf::atom_constant<caf::atom("pgcm_dns")>;
 using route_atom = caf::atom_constant<caf::atom("pgcm_route")>;
+/// A sign that the primary may have changed (issue 10): probe every node now.
+using failover_atom = caf::atom_constant<caf::atom("pgcm_fover")>;
 
 } // namespace pgcm

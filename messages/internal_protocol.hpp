@@ -81,11 +81,10 @@ using node_query_actor = caf::typed_actor<caf::replies_to<query_atom, query_job>
 /// supervisors send it, and `route_atom`: a node's supervisor, so that a
 /// local facade sends queries straight to it (one hop less than through the
 /// manager; local only, never published).
-using manager_actor =
-    manager_api_actor::extend<caf::replies_to<route_atom, std::string>::with<node_query_actor>,
-                              caf::reacts_to<publish_atom, node_event>,
-                              caf::reacts_to<probe_atom, std::string, probe_report>,
-                              caf::reacts_to<tick_atom, std::uint64_t>>;
+using manager_actor = manager_api_actor::extend<
+    caf::replies_to<route_atom, std::string>::with<node_query_actor>,
+    caf::reacts_to<publish_atom, node_event>, caf::reacts_to<probe_atom, std::string, probe_report>,
+    caf::reacts_to<failover_atom, std::string>, caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Lifecycle of one connection worker (one libpq connection).
 enum class worker_state : std::uint8_t {
@@ -115,13 +114,17 @@ struct worker_report {
   PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
 #undef PGCM_X
   std::string error;
+  /// Signs that the node may no longer be the primary, since the last
+  /// report: statements answered 25006 (read-only transaction) and sessions
+  /// the server ended (57P01/57P02). Reported at once.
+  std::int32_t failover_signs = 0;
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_report& x) {
 #define PGCM_X(name, bound_us) , x.name
   return f(caf::meta::type_name("pgcm::worker_report"), x.worker_id, x.state, x.ok, x.failed,
            x.timed_out, x.retried, x.answers_timed,
-           x.answers_duration_us PGCM_QUERY_DURATION_BUCKETS(PGCM_X), x.error);
+           x.answers_duration_us PGCM_QUERY_DURATION_BUCKETS(PGCM_X), x.error, x.failover_signs);
 #undef PGCM_X
 }
 
@@ -142,16 +145,18 @@ using node_supervisor_actor =
                      caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
                      caf::replies_to<caf::get_atom>::with<node_info>,
                      caf::reacts_to<report_atom, worker_report>,
-                     caf::reacts_to<probe_atom, probe_result>,
+                     caf::reacts_to<probe_atom, probe_result>, caf::reacts_to<probe_atom>,
                      caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
                      caf::reacts_to<tick_atom, std::uint64_t>>;
 
 /// Probes one node's health on its own connection.
 /// `(probe_atom, interval)`: probe every `interval` from now on (the
 /// supervisor switches to manager_options::unhealthy_check_interval while its
-/// node is unhealthy).
-using health_probe_actor = caf::typed_actor<caf::reacts_to<report_atom, worker_report>,
-                                            caf::reacts_to<tick_atom, std::uint64_t>,
-                                            caf::reacts_to<probe_atom, caf::timespan>>;
+/// node is unhealthy). `(probe_atom)`: probe now (unless a probe runs),
+/// then every interval from then on.
+using health_probe_actor =
+    caf::typed_actor<caf::reacts_to<report_atom, worker_report>,
+                     caf::reacts_to<tick_atom, std::uint64_t>,
+                     caf::reacts_to<probe_atom, caf::timespan>, caf::reacts_to<probe_atom>>;
 
 } // namespace pgcm

@@ -24,6 +24,7 @@
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
 #include "pgcm/messages/error.hpp"
+#include "routing_snapshot.hpp"
 #include "socket_lend.hpp"
 
 namespace pgcm {
@@ -113,6 +114,10 @@ struct facade_impl {
   std::mutex routes_mtx;
   std::unordered_map<std::string, node_query_actor> routes;
   bool routes_closed = false; // after shutdown()
+
+  // Local managers only: the manager's routing snapshot, so that a routed
+  // query resolves its node here and takes the per-node path (no manager hop).
+  std::shared_ptr<routing_board> board;
 
   // Blocking actors for request_blocking, reused: creating and destroying a
   // scoped_actor per call costs a trip to CAF's clock thread (an actor's
@@ -305,7 +310,8 @@ std::shared_ptr<detail::facade_impl> make_impl(caf::actor_system& sys, manager_o
   impl->opts = opts;
   impl->sys = &sys;
   impl->run_inline = opts.effective_inline_execution();
-  auto hdl = spawn_manager(sys, opts);
+  impl->board = std::make_shared<detail::routing_board>();
+  auto hdl = spawn_manager(sys, opts, impl->board);
   if (!hdl) throw_error(hdl.error());
   impl->manager = *hdl;
   // The dispatcher has a thread of its own: a slow callback never stalls the
@@ -611,6 +617,23 @@ result_set connection_manager::query(const route& r, const std::string& sql,
     throw error{errc::invalid_argument, "route max_lag_bytes must be >= 0"};
   if (r.max_lag && r.max_lag->count() < 0)
     throw error{errc::invalid_argument, "route max_lag must be >= 0 ms"};
+  // Resolved here with the manager's rules and its latest view, then the
+  // per-node path. With want_lsn (two statements on the primary), no
+  // eligible node (the manager answers why, or waits primary_wait for a
+  // primary) or a remote manager: through the manager.
+  if (auto& board = impl_->board; board && !r.want_lsn) {
+    if (auto snap = board->get()) {
+      auto picked = snap->table.pick(
+          r, [&snap](const std::string& id) { return snap->load_of(id); }, board->next_turn());
+      if (picked.node) {
+        try {
+          return query(*picked.node, sql, params, timeout);
+        } catch (const error& e) {
+          if (e.code() != errc::node_not_found) throw; // removed meanwhile: ask the manager
+        }
+      }
+    }
+  }
   return ask<result_set>(*impl_, guard(t), "target " + to_string(r.to), query_atom::value, r, sql,
                          std::move(params), caf::timespan{t});
 }

@@ -159,7 +159,8 @@ std::string prometheus_metrics(const std::vector<node_info>& nodes) {
     w.sample("pgcm_pool_connections", n, "state=\"busy\"", number(busy));
   }
   w.per_node("pgcm_pool_waiting_requests", "gauge",
-             "Requests queued for a connection of the node's pool.",
+             "Requests not yet executing on the node: queued in its pool or pipelined behind "
+             "another statement.",
              [](const node_info& n) { return number(n.pool.waiting_requests); });
 
   w.header("pgcm_queries_total", "counter", "Queries the node's pool answered, by outcome.");

@@ -8,12 +8,18 @@
 // one, answer a request with an error, arm the timer, resolve the host).
 //
 // Rules:
-// - Dispatch: an idle ready connection first; else, when all are busy, open
-//   one more (up to `max`) and pipeline on the least-loaded one (up to
-//   `pipeline_depth` in flight); else queue (at most `max_waiting`, then
+// - Dispatch: an idle ready connection first. Else, while the pool may still
+//   grow (fewer than `max` connections, or one is opening), open one more and
+//   queue the request: it goes to the first connection that frees up or opens.
+//   Only at `max` is a request pipelined, on the least-loaded connection (up to
+//   `pipeline_depth` in flight) whose head statement has run for less than
+//   `pipeline_bound` (no head-of-line blocking behind a long statement: such a
+//   request is queued instead). Else queue (at most `max_waiting`, then
 //   pool_exhausted) until a connection frees up or the request's deadline
 //   passes. A statement that may open a transaction (exclusive) only goes to a
 //   connection with nothing in flight, and nothing is pipelined behind it.
+// - Waiting: `waiting_requests` counts every request not yet executing on
+//   the server: queued here, and pipelined behind another statement.
 // - Growth: never more connections opening than requests waiting for them.
 // - Replenish: keep `min` connections. At the first start, before any attempt
 //   failed, all of `min` are opened at once; from the first failure on, a
@@ -31,7 +37,8 @@
 // Shell requirements (see node_supervisor.cpp and tests/unit/test_pool_policy.cpp):
 //   using request = ...;   // what a caller waits on (moved around, never copied)
 //   using handle = ...;    // a connection (worker) handle
-//   using counters = ...;  // shared with the worker: atomic `answered`, atomic `report_answers`
+//   using counters = ...;  // shared with the worker: atomic `answered`, atomic `report_answers`,
+//                          // atomic `head_since_ns` (when its current head statement started)
 //   handle spawn(std::uint32_t id, std::shared_ptr<counters>);
 //   void send(const handle&, request&&);
 //   void reject(request&&, pool_reject why);
@@ -111,6 +118,12 @@ struct pool_limits {
   int max = 10;
   int pipeline_depth = 1;
   int max_waiting = 1000;
+  /// Never pipeline behind a statement that has run this long: pipelining
+  /// saves one round trip and wake-up (tens of microseconds locally, about a
+  /// millisecond across a network); a head statement that has run for longer
+  /// than a few of those has shown it is not a short one, and the expected
+  /// wait behind it exceeds anything pipelining saves (docs/design.md).
+  std::chrono::nanoseconds pipeline_bound{std::chrono::milliseconds{5}};
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{30000};
   /// Re-resolve a host name after a failure once its address is this old.
@@ -129,10 +142,16 @@ public:
     conn_state state = conn_state::connecting;
     std::int64_t sent = 0; // requests routed to it; minus counters->answered = in flight
     std::shared_ptr<counters> shared;
-    bool exclusive = false; // runs a statement that may open a transaction
+    bool exclusive = false;        // runs a statement that may open a transaction
+    std::int64_t sent_idle_ns = 0; // when the last request sent to it found it idle
 
     int in_flight() const {
       return static_cast<int>(std::max<std::int64_t>(0, sent - shared->answered.load()));
+    }
+    /// When its head statement started: sent to an idle connection (we
+    /// know), or the one before it answered (the worker knows).
+    std::int64_t head_since_ns() const {
+      return std::max(sent_idle_ns, static_cast<std::int64_t>(shared->head_since_ns.load()));
     }
   };
 
@@ -176,7 +195,10 @@ public:
       if (w.state == conn_state::ready && n == 0) ++stats_.idle_connections;
       stats_.in_flight_requests += n;
     }
+    // Queued here, and pipelined behind another statement on a connection.
     stats_.waiting_requests = static_cast<std::int64_t>(waiting_.size());
+    for (auto& w : workers_)
+      stats_.waiting_requests += std::max(0, w.in_flight() - 1);
     return stats_;
   }
 
@@ -483,10 +505,23 @@ private:
     spawn();
   }
 
-  /// The best ready connection for a request, or null.
-  slot* pick(bool exclusive) {
+  /// Whether the pool may still get another ready connection soon: one is
+  /// opening, or one more may be opened now (not at `max`, not waiting out a
+  /// backoff step). While it may, nothing is pipelined.
+  bool may_grow(std::int64_t now) const {
+    if (stopping() || resolving_ || !have_params_) return false;
+    if (count(conn_state::connecting) > 0) return true;
+    if (static_cast<int>(workers_.size()) >= limits_.max) return false;
+    return failures_in_row_ == 0 || now >= next_attempt_ns_;
+  }
+
+  /// The best ready connection for a request, or null: an idle one; else, at
+  /// `max` only, the least loaded below `pipeline_depth` whose head
+  /// statement has run for less than `pipeline_bound`.
+  slot* pick(std::int64_t now, bool exclusive) {
     slot* best = nullptr;
     int best_load = 0;
+    bool may_pipeline = !exclusive && !may_grow(now);
     for (auto& w : workers_) {
       if (w.state != conn_state::ready) continue;
       auto load = w.in_flight();
@@ -494,22 +529,21 @@ private:
         if (load != 0) continue;
         w.exclusive = false; // its statement was answered
       }
-      if (exclusive ? load != 0 : load >= limits_.pipeline_depth) continue;
+      if (load == 0) return &w;
+      if (!may_pipeline || load >= limits_.pipeline_depth) continue;
+      if (now - w.head_since_ns() >= limits_.pipeline_bound.count()) continue;
       if (best == nullptr || load < best_load) {
         best = &w;
         best_load = load;
       }
-      if (load == 0) break;
     }
     return best;
   }
 
   void dispatch(std::int64_t now, request&& req, std::int64_t deadline_ns, bool exclusive,
                 bool from_queue) {
-    if (slot* w = pick(exclusive)) {
-      if (w->in_flight() > 0) grow(now);
-      // grow() may have reallocated the vector: pick again.
-      w = pick(exclusive);
+    if (slot* w = pick(now, exclusive)) {
+      if (w->in_flight() == 0) w->sent_idle_ns = now;
       ++w->sent;
       w->exclusive = exclusive;
       shell_.send(w->worker, std::move(req));
@@ -554,7 +588,7 @@ private:
   void drain_queue(std::int64_t now) {
     while (!waiting_.empty()) {
       auto& front = waiting_.front();
-      if (pick(front.exclusive) == nullptr && !down()) return;
+      if (pick(now, front.exclusive) == nullptr && !down()) return;
       auto w = std::move(front);
       waiting_.pop_front();
       if (down()) {

@@ -199,6 +199,12 @@ std::optional<std::string> routing_table::ineligible(const std::string& id, cons
 
 routing_table::pick_result
 routing_table::pick(const route& r, const std::function<double(const std::string&)>& load) {
+  return pick(r, load, round_robin_++);
+}
+
+routing_table::pick_result
+routing_table::pick(const route& r, const std::function<double(const std::string&)>& load,
+                    std::uint64_t turn) const {
   pick_result out;
   if (r.to == target::primary && split_brain_) {
     out.code = errc::split_brain;
@@ -260,7 +266,7 @@ routing_table::pick(const route& r, const std::function<double(const std::string
       tied.push_back(candidates[i]);
     }
   }
-  out.node = tied[round_robin_++ % tied.size()]->id;
+  out.node = tied[turn % tied.size()]->id;
   return out;
 }
 

@@ -101,6 +101,11 @@ public:
   /// relative to pool size); the least loaded eligible node wins.
   pick_result pick(const route& r, const std::function<double(const std::string&)>& load);
 
+  /// The same without changing the table: `turn` breaks ties round-robin
+  /// (for a snapshot read by many threads, routing_snapshot.hpp).
+  pick_result pick(const route& r, const std::function<double(const std::string&)>& load,
+                   std::uint64_t turn) const;
+
   /// Why `id` is not eligible for `r` as a standby (or as the primary), or
   /// nullopt when it is eligible.
   std::optional<std::string> ineligible(const std::string& id, const route& r) const;

@@ -151,7 +151,7 @@ bool operator==(const health_status& x, const health_status& y);
 #define PGCM_POOL_GAUGES(X)                                                                        \
   X(total_connections)  /* open or opening */                                                      \
   X(idle_connections)   /* open, no request in flight */                                           \
-  X(waiting_requests)   /* queued for a connection */                                              \
+  X(waiting_requests)   /* not executing yet: queued or pipelined */                               \
   X(in_flight_requests) /* sent to a connection, not answered yet */
 #define PGCM_POOL_COUNTERS(X)                                                                      \
   X(connections_opened)    /* connection attempts that succeeded */                                \

@@ -5,28 +5,6 @@
 # with and without client certificates, beside --listen.
 source "$(dirname "$0")/lib.sh"
 
-# start_http NAME ARGS...: runs `pgcm serve` in the background, sets HTTP_PORT (and PORT
-# when --listen is given too).
-start_http() {
-  local name=$1; shift
-  "$PGCM" --config "$CONFIG" serve "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
-  SERVER_PID=$!
-  cleanup_hooks+=("kill -9 $SERVER_PID 2>/dev/null")
-  HTTP_PORT=""
-  local i
-  for i in $(seq 1 150); do
-    HTTP_PORT=$(sed -n 's|^pgcm: http on https\?://[^ ]*:\([0-9]*\)/.*|\1|p' "$WORK/$name.out" 2>/dev/null)
-    [[ -n $HTTP_PORT ]] && break
-    kill -0 $SERVER_PID 2>/dev/null || break
-    sleep 0.1
-  done
-  PORT=$(sed -n 's/^pgcm: serving .* on [^:]*:\([0-9]*\).*/\1/p' "$WORK/$name.out" 2>/dev/null)
-  [[ -n $HTTP_PORT ]] && return 0
-  fail "$name: the server did not start"
-  cat "$WORK/$name.err" >&2
-  return 1
-}
-
 stop_server() {
   kill -INT $SERVER_PID; wait $SERVER_PID; local rc=$?
   [[ $rc -eq 0 ]] || fail "serve: exit code $rc after SIGINT, expected 0"
@@ -55,7 +33,7 @@ wait_for() {
 }
 
 # -- alone (no --listen), loopback ------------------------------------------------
-start_http http --http 127.0.0.1:0
+start_serve http --http 127.0.0.1:0
 [[ -z $PORT ]] || fail "http only: a CAF port was published too"
 base="http://127.0.0.1:$HTTP_PORT"
 
@@ -174,7 +152,7 @@ run http_bad 2 "$PGCM" --config "$CONFIG" serve --http nonsense
 expect http_bad err '--http nonsense'
 
 # -- beside --listen -----------------------------------------------------------------
-start_http both --listen 127.0.0.1:0 --http 127.0.0.1:0
+start_serve both --listen 127.0.0.1:0 --http 127.0.0.1:0
 [[ -n $PORT ]] || fail "both: no CAF port printed"
 run both_remote 0 "$PGCM" health --remote "127.0.0.1:$PORT"
 get both_metrics "http://127.0.0.1:$HTTP_PORT/metrics"
@@ -194,7 +172,7 @@ certs=$WORK/certs; mkdir -p "$certs"
     openssl x509 -req -in $n.csr -CA $c.pem -CAkey $c.key -CAcreateserial -days 2 -extfile $n.ext -out $n.pem
   done ) > "$WORK/openssl.log" 2>&1 || { fail "openssl"; cat "$WORK/openssl.log" >&2; }
 
-start_http https --http 127.0.0.1:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
+start_serve https --http 127.0.0.1:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
 expect https out '^pgcm: http on https://127.0.0.1:'
 get https_metrics "https://127.0.0.1:$HTTP_PORT/metrics" --cacert "$certs/ca.pem"
 status_is https_metrics 200
@@ -203,7 +181,7 @@ get https_plain "http://127.0.0.1:$HTTP_PORT/metrics"
 pass "HTTPS without client certificates"
 stop_server
 
-start_http mtls --http 127.0.0.1:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" --tls-ca "$certs/ca.pem"
+start_serve mtls --http 127.0.0.1:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" --tls-ca "$certs/ca.pem"
 expect mtls out 'client certificates required'
 get mtls_ok "https://127.0.0.1:$HTTP_PORT/api/health" --cacert "$certs/ca.pem" \
   --cert "$certs/client.pem" --key "$certs/client.key"
@@ -217,7 +195,7 @@ pass "HTTPS with client certificates"
 stop_server
 
 # TLS allows a public address (bound on all interfaces for a moment).
-start_http https_public --http 0.0.0.0:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
+start_serve https_public --http 0.0.0.0:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
 stop_server
 run https_missing 2 "$PGCM" --config "$CONFIG" serve --http 127.0.0.1:0 --tls-cert /nope.pem --tls-key /nope.key
 expect https_missing err '/nope.pem'

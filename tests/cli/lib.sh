@@ -19,6 +19,38 @@ trap on_exit EXIT
 
 env_val() { grep "^$1=" "${PGCM_TEST_ENV_FILE:?PGCM_TEST_ENV_FILE not set}" | head -1 | cut -d= -f2-; }
 
+# start_serve NAME ARGS...: runs `pgcm --config $CONFIG serve ARGS` in the
+# background (SERVER_PID, killed on exit) and waits until it announced what it
+# was asked to serve: PORT (the CAF port, with --listen or without --http) and
+# HTTP_PORT (with --http). Output in $WORK/NAME.out and .err.
+start_serve() {
+  local name=$1; shift
+  local want_port=0 want_http=0 a
+  for a in "$@"; do
+    [[ $a == --listen* ]] && want_port=1
+    [[ $a == --http* ]] && want_http=1
+  done
+  [[ $want_http == 1 ]] || want_port=1
+  "$PGCM" --config "$CONFIG" serve "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  SERVER_PID=$!
+  cleanup_hooks+=("kill -9 $SERVER_PID 2>/dev/null")
+  PORT=""
+  HTTP_PORT=""
+  local i
+  for i in $(seq 1 150); do
+    PORT=$(sed -n 's/^pgcm: serving .* on [^:]*:\([0-9]*\).*/\1/p' "$WORK/$name.out" 2>/dev/null)
+    HTTP_PORT=$(sed -n 's|^pgcm: http on https\?://[^ ]*:\([0-9]*\)/.*|\1|p' "$WORK/$name.out" 2>/dev/null)
+    if [[ ( $want_port == 0 || -n $PORT ) && ( $want_http == 0 || -n $HTTP_PORT ) ]]; then
+      return 0
+    fi
+    kill -0 $SERVER_PID 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "$name: the server did not start"
+  cat "$WORK/$name.err" >&2
+  return 1
+}
+
 # write_config FILE [KEY=VALUE...]: the three test nodes, password by
 # reference; KEY=VALUE replaces or adds a [manager] option.
 write_config() {

@@ -5,27 +5,8 @@
 # second, not at its timeout).
 source "$(dirname "$0")/lib.sh"
 
-# start_server NAME ARGS...: runs `pgcm serve` in the background, sets PORT.
-start_server() {
-  local name=$1; shift
-  "$PGCM" --config "$CONFIG" serve "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
-  SERVER_PID=$!
-  cleanup_hooks+=("kill -9 $SERVER_PID 2>/dev/null")
-  PORT=""
-  local i
-  for i in $(seq 1 150); do
-    PORT=$(sed -n 's/^pgcm: serving .* on [^:]*:\([0-9]*\).*/\1/p' "$WORK/$name.out")
-    [[ -n $PORT ]] && return 0
-    kill -0 $SERVER_PID 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "$name: the server did not start"
-  cat "$WORK/$name.err" >&2
-  return 1
-}
-
 # Plain, loopback.
-start_server serve --listen 127.0.0.1:0
+start_serve serve --listen 127.0.0.1:0
 run remote_health 0 "$PGCM" health --remote "127.0.0.1:$PORT"
 expect remote_health out '^ node0 +\| primary +\| healthy ' '^ node1 +\| standby +\| healthy ' '^\(3 rows\)$'
 run local_query 0 "$PGCM" --config "$CONFIG" query --json 'SELECT $1::int * 2 AS v, pg_is_in_recovery() AS r' 21
@@ -80,7 +61,7 @@ certs=$WORK/certs; mkdir -p "$certs"
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > $n.ext
     openssl x509 -req -in $n.csr -CA $c.pem -CAkey $c.key -CAcreateserial -days 2 -extfile $n.ext -out $n.pem
   done ) > "$WORK/openssl.log" 2>&1 || { fail "openssl"; cat "$WORK/openssl.log" >&2; }
-start_server tls --listen 127.0.0.1:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" --tls-ca "$certs/ca.pem"
+start_serve tls --listen 127.0.0.1:0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" --tls-ca "$certs/ca.pem"
 expect tls out 'mutual TLS'
 run tls_health 0 "$PGCM" health --remote "127.0.0.1:$PORT" --tls-cert "$certs/client.pem" --tls-key "$certs/client.key" --tls-ca "$certs/ca.pem"
 expect tls_health out '^ node0 +\| primary +\| healthy '

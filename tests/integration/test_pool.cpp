@@ -510,4 +510,88 @@ BOOST_AUTO_TEST_CASE(terminated_backends_are_replaced_without_failing_requests) 
   BOOST_CHECK_EQUAL(unhealthy_events.load(), 0);
 }
 
+BOOST_AUTO_TEST_CASE(pipelined_requests_count_as_waiting) {
+  // Issue 11: six concurrent sleeps on two connections; four of them are not
+  // executing (queued or pipelined), and the stats say so.
+  pool_config pc;
+  pc.min = 2;
+  pc.max = 2;
+  auto mgr = make_manager(pc);
+  BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 2; }, 5s));
+  stats_watcher watch{*mgr};
+  start_gate gate;
+  outcomes out;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back([&] {
+      gate.wait();
+      try {
+        mgr->query("node0", "SELECT pg_sleep(0.4)");
+        ++out.ok;
+      } catch (const error& e) {
+        out.failed(e);
+      }
+    });
+  gate.open();
+  for (auto& th : threads)
+    th.join();
+  watch.stop();
+  BOOST_CHECK_EQUAL(out.ok.load(), 6);
+  BOOST_CHECK_MESSAGE(out.other == 0 && out.exhausted == 0, out.others());
+  BOOST_CHECK_GE(watch.max_waiting.load(), 4);
+  BOOST_CHECK_LE(watch.max_waiting.load(), 4);
+  BOOST_CHECK(test::eventually(
+      [&] {
+        auto s = stats(*mgr);
+        return s.waiting_requests == 0 && s.in_flight_requests == 0 && s.queries_ok >= 6;
+      },
+      5s));
+}
+
+BOOST_AUTO_TEST_CASE(no_head_of_line_blocking_behind_a_long_statement) {
+  // Issue 11: pool.max 2, one pg_sleep(3) running; a SELECT 1 sent 300 ms
+  // later is not pipelined behind it: the pool opens its second connection.
+  {
+    pool_config pc;
+    pc.min = 1;
+    pc.max = 2;
+    auto mgr = make_manager(pc);
+    BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 1; }, 5s));
+    std::thread sleeper([&] { mgr->query("node0", "SELECT pg_sleep(3)"); });
+    std::this_thread::sleep_for(300ms);
+    auto start = std::chrono::steady_clock::now();
+    BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT 1 AS n")[0].get<int>(0), 1);
+    auto took = test::ms_since(start);
+    BOOST_TEST_MESSAGE("SELECT 1 beside a running pg_sleep(3) took " << took << " ms");
+    BOOST_CHECK_LT(took, 1500);
+    sleeper.join();
+  }
+  // pool.max 1: it cannot grow, so the SELECT 1 waits for the connection;
+  // queued (not pipelined behind a statement running for 300 ms), and the
+  // stats show it waiting.
+  {
+    pool_config pc;
+    pc.min = 1;
+    pc.max = 1;
+    auto mgr = make_manager(pc);
+    BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 1; }, 5s));
+    std::thread sleeper([&] { mgr->query("node0", "SELECT pg_sleep(1.5)"); });
+    std::this_thread::sleep_for(300ms);
+    std::atomic<bool> done{false};
+    std::thread fast([&] {
+      mgr->query("node0", "SELECT 1");
+      done = true;
+    });
+    BOOST_CHECK(test::eventually([&] { return stats(*mgr).waiting_requests == 1 || done; }, 1s));
+    BOOST_CHECK(!done);
+    // Queued in pgcm, not on the connection: one statement in flight.
+    auto s = stats(*mgr);
+    BOOST_CHECK_EQUAL(s.waiting_requests, 1);
+    BOOST_CHECK_EQUAL(s.in_flight_requests, 1);
+    fast.join();
+    sleeper.join();
+    BOOST_CHECK(test::eventually([&] { return stats(*mgr).waiting_requests == 0; }, 5s));
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -158,6 +158,67 @@ BOOST_AUTO_TEST_CASE(an_idle_primary_does_not_make_caught_up_standbys_lag) {
   BOOST_CHECK_NE(mgr.query(fresh, "SELECT 1").node_id(), "node0");
 }
 
+/// Every node's last probe time.
+static std::map<std::string, std::chrono::system_clock::time_point>
+last_checks(const connection_manager& mgr) {
+  std::map<std::string, std::chrono::system_clock::time_point> out;
+  for (auto& n : cluster::get().nodes())
+    out[n] = health(mgr, n).last_check;
+  return out;
+}
+
+/// Whether every node was probed again since `before`.
+static bool
+all_probed_since(const connection_manager& mgr,
+                 const std::map<std::string, std::chrono::system_clock::time_point>& before) {
+  for (auto& [n, t] : before) {
+    auto h = mgr.get_health(n);
+    if (!h || h->last_check <= t) return false;
+  }
+  return true;
+}
+
+BOOST_AUTO_TEST_CASE(signs_of_a_failover_probe_every_node_at_once) {
+  // Issue 10: a write answered 25006 or sessions ended by the server on the
+  // node believed primary trigger a probe of every node, not the next
+  // interval (30 s here).
+  auto opts = test::fast_options();
+  opts.health_check_interval = 30s;
+  connection_manager mgr{opts};
+  mgr.initialize(test::all_nodes());
+  wait_cluster_ready(mgr);
+
+  // A write refused as read-only (this session's transaction is read-only:
+  // what a demoted primary answers).
+  auto before = last_checks(mgr);
+  std::this_thread::sleep_for(50ms);
+  try {
+    mgr.query("node0", "DO $$BEGIN SET LOCAL transaction_read_only = on; "
+                       "CREATE TABLE pgcm_never_created(i int); END$$");
+    BOOST_ERROR("a write in a read-only transaction succeeded");
+  } catch (const error& e) {
+    BOOST_CHECK_EQUAL(e.sqlstate().value_or("none"), "25006");
+  }
+  auto start = std::chrono::steady_clock::now();
+  BOOST_CHECK(test::eventually([&] { return all_probed_since(mgr, before); }, 5s));
+  BOOST_TEST_MESSAGE("probe round after 25006: " << test::ms_since(start) << " ms");
+
+  // The primary's sessions terminated (as a shutdown or a demotion does).
+  wait_cluster_ready(mgr);
+  std::this_thread::sleep_for(2s); // past the round's coalescing window
+  before = last_checks(mgr);
+  std::this_thread::sleep_for(50ms);
+  cluster::get().admin_sql("node0", "SELECT count(pg_terminate_backend(pid)) FROM "
+                                    "pg_stat_activity WHERE application_name = '" +
+                                        test::app_name() + "' AND backend_type = 'client backend'");
+  start = std::chrono::steady_clock::now();
+  // Retried on a fresh connection: the terminated one never ran it.
+  BOOST_CHECK_EQUAL(mgr.query("node0", "SELECT 1 AS n")[0].get<int>(0), 1);
+  BOOST_CHECK(test::eventually([&] { return all_probed_since(mgr, before); }, 5s));
+  BOOST_TEST_MESSAGE("probe round after 57P01: " << test::ms_since(start) << " ms");
+  wait_cluster_ready(mgr);
+}
+
 BOOST_AUTO_TEST_CASE(a_paused_replica_leaves_bounded_routes_and_comes_back) {
   connection_manager mgr{test::fast_options()};
   mgr.initialize(test::all_nodes());

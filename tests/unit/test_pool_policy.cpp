@@ -39,6 +39,7 @@ struct fake_shell {
   struct counters {
     std::atomic<std::int64_t> answered{0};
     std::atomic<bool> report_answers{false};
+    std::atomic<std::int64_t> head_since_ns{0};
   };
 
   std::map<std::uint32_t, std::shared_ptr<counters>> spawned;
@@ -169,40 +170,89 @@ BOOST_FIXTURE_TEST_CASE(dispatch_prefers_an_idle_connection, fixture) {
   BOOST_CHECK_EQUAL(shell.sent[2].first, 1u); // idle again
 }
 
-BOOST_FIXTURE_TEST_CASE(grows_up_to_max_then_pipelines_least_loaded, fixture) {
+BOOST_FIXTURE_TEST_CASE(grows_up_to_max_queueing_then_pipelines_least_loaded, fixture) {
   make(limits(1, 3, 2, 10));
   start_up(1);
   pool->on_request(t0, {1}, far, false); // idle worker 1
   BOOST_CHECK_EQUAL(shell.spawned.size(), 1u);
-  pool->on_request(t0, {2}, far, false); // all busy: grow one, pipeline on 1
+  // All busy while the pool may grow: open one more and queue, never pipeline.
+  pool->on_request(t0, {2}, far, false);
   BOOST_CHECK_EQUAL(shell.spawned.size(), 2u);
-  BOOST_CHECK_EQUAL(shell.sent.back().first, 1u);
-  pool->on_ready(t0, 2);
-  pool->on_request(t0, {3}, far, false); // idle worker 2
-  BOOST_CHECK_EQUAL(shell.sent.back().first, 2u);
-  pool->on_request(t0, {4}, far, false); // both at 1: grow to 3, pipeline
-  BOOST_CHECK_EQUAL(shell.spawned.size(), 3u);
-  pool->on_ready(t0, 3);
-  pool->on_request(t0, {5}, far, false); // idle worker 3
-  BOOST_CHECK_EQUAL(shell.sent.back().first, 3u);
-  pool->on_request(t0, {6}, far, false); // at max: pipeline on the least loaded (3)
-  BOOST_CHECK_EQUAL(shell.spawned.size(), 3u);
-  BOOST_CHECK_EQUAL(shell.sent.back().first, 3u);
-  BOOST_CHECK_EQUAL(pool->refreshed_stats().in_flight_requests, 6);
-  // Every worker at depth 2: the next one waits.
-  pool->on_request(t0, {7}, far, false);
-  BOOST_CHECK_EQUAL(shell.sent.size(), 6u);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 1u);
   BOOST_CHECK_EQUAL(pool->waiting(), 1u);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().waiting_requests, 1);
   // Waiting: workers are asked to report every answer.
   for (auto& [id, c] : shell.spawned)
     BOOST_CHECK(c->report_answers.load());
-  // An answer frees capacity: the queued request goes out on the report.
-  shell.answer(2);
-  pool->on_answers(t0, 2);
+  pool->on_ready(t0, 2); // the queued request goes to the connection that opened
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{2u, 2}));
   BOOST_CHECK_EQUAL(pool->waiting(), 0u);
-  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{2u, 7}));
+  pool->on_request(t0, {3}, far, false); // both busy: grow to 3, queue
+  BOOST_CHECK_EQUAL(shell.spawned.size(), 3u);
+  BOOST_CHECK_EQUAL(pool->waiting(), 1u);
+  // The first connection that frees up takes it (before the new one opens).
+  shell.answer(1);
+  pool->on_answers(t0, 1);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{1u, 3}));
+  BOOST_CHECK_EQUAL(pool->waiting(), 0u);
   for (auto& [id, c] : shell.spawned)
     BOOST_CHECK(!c->report_answers.load());
+  pool->on_ready(t0, 3);
+  pool->on_request(t0, {4}, far, false); // idle worker 3
+  BOOST_CHECK_EQUAL(shell.sent.back().first, 3u);
+  // At max, every connection busy with a statement that started just now:
+  // pipeline on the least loaded.
+  auto t1 = t0 + 1 * ms;
+  pool->on_request(t1, {5}, far, false);
+  BOOST_CHECK_EQUAL(shell.sent.back().first, 1u);
+  pool->on_request(t1, {6}, far, false);
+  BOOST_CHECK_EQUAL(shell.sent.back().first, 2u);
+  pool->on_request(t1, {7}, far, false);
+  BOOST_CHECK_EQUAL(shell.sent.back().first, 3u);
+  BOOST_CHECK_EQUAL(shell.spawned.size(), 3u);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().in_flight_requests, 6);
+  // Pipelined requests are waiting too (not executing yet).
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().waiting_requests, 3);
+  // Every worker at depth 2: the next one is queued.
+  pool->on_request(t1, {8}, far, false);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 7u);
+  BOOST_CHECK_EQUAL(pool->waiting(), 1u);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().waiting_requests, 4);
+  // An answer frees capacity: the queued request goes out on the report,
+  // pipelined behind the statement that just started there.
+  shell.answer(2);
+  shell.spawned.at(2)->head_since_ns = t1 + 1 * ms;
+  pool->on_answers(t1 + 1 * ms, 2);
+  BOOST_CHECK_EQUAL(pool->waiting(), 0u);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{2u, 8}));
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().waiting_requests, 3);
+}
+
+BOOST_FIXTURE_TEST_CASE(no_pipelining_behind_a_long_statement, fixture) {
+  make(limits(1, 2, 8, 10));
+  start_up(1);
+  pool->on_request(t0, {1}, far, false); // a long statement on worker 1
+  // 300 ms later: not behind it; a second connection opens and takes it.
+  pool->on_request(t0 + 300 * ms, {2}, far, false);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 1u);
+  BOOST_CHECK_EQUAL(pool->waiting(), 1u);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().waiting_requests, 1);
+  pool->on_ready(t0 + 310 * ms, 2);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{2u, 2}));
+  // At max: behind worker 2's statement, which started 2 ms ago.
+  pool->on_request(t0 + 312 * ms, {3}, far, false);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{2u, 3}));
+  // Both heads have run past the bound: queued, not pipelined.
+  pool->on_request(t0 + 400 * ms, {4}, far, false);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 3u);
+  BOOST_CHECK_EQUAL(pool->waiting(), 1u);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().waiting_requests, 2); // 1 queued, 1 pipelined
+  // Worker 2 answers request 2; request 3 starts there now (the worker says).
+  shell.answer(2);
+  shell.spawned.at(2)->head_since_ns = t0 + 500 * ms;
+  pool->on_answers(t0 + 501 * ms, 2);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{2u, 4}));
+  BOOST_CHECK_EQUAL(pool->waiting(), 0u);
 }
 
 BOOST_FIXTURE_TEST_CASE(pipelining_bound_is_respected, fixture) {

@@ -163,6 +163,24 @@ BOOST_AUTO_TEST_CASE(targets_choose_by_role) {
   BOOST_CHECK_EQUAL(seen["p"], 3);
 }
 
+BOOST_AUTO_TEST_CASE(a_const_snapshot_picks_like_the_table_with_the_turn_given) {
+  // The facade's routing snapshot (routing_snapshot.hpp) picks on a const
+  // copy with its own round-robin turn: the same rules, ties by the turn.
+  const routing_table t = three_nodes();
+  route r;
+  r.to = target::standby;
+  BOOST_CHECK_EQUAL(*t.pick(r, no_load, 0).node, "s1");
+  BOOST_CHECK_EQUAL(*t.pick(r, no_load, 1).node, "s2");
+  BOOST_CHECK_EQUAL(*t.pick(r, no_load, 2).node, "s1");
+  r.to = target::primary;
+  BOOST_CHECK_EQUAL(*t.pick(r, no_load, 7).node, "p");
+  auto copy = t;
+  auto none = copy.pick(route{target::standby, std::int64_t{0}, std::nullopt, lsn{5000}, false},
+                        no_load, 0);
+  BOOST_CHECK(!none.node);
+  BOOST_CHECK(none.code == errc::no_eligible_node);
+}
+
 BOOST_AUTO_TEST_CASE(least_loaded_wins) {
   auto t = three_nodes();
   std::map<std::string, double> load{{"p", 0.0}, {"s1", 0.5}, {"s2", 0.1}};
