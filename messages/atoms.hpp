@@ -36,4 +36,11 @@ using publish_atom = caf::atom_constant<caf::atom("pgcm_pub")>;
 using resolved_atom = caf::atom_constant<caf::atom("pgcm_dns")>;
 using route_atom = caf::atom_constant<caf::atom("pgcm_route")>;
 
+// Row streaming (issue 12, part S): public protocol (messages/protocol.hpp).
+using stream_atom = caf::atom_constant<caf::atom("pgcm_strm")>;
+using stream_rows_atom = caf::atom_constant<caf::atom("pgcm_srows")>;
+using stream_end_atom = caf::atom_constant<caf::atom("pgcm_send")>;
+using credit_atom = caf::atom_constant<caf::atom("pgcm_cred")>;
+using cancel_atom = caf::atom_constant<caf::atom("pgcm_cncl")>;
+
 } // namespace pgcm
