@@ -533,8 +533,8 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         }
         for (auto& w : st.pool->workers())
           self->send(w.worker, drain_atom::value, grace);
-        for (auto& s : st.streams) // each ends with shutting_down and cancels its statement
-          self->send_exit(s, caf::exit_reason::user_shutdown);
+        for (auto& s : st.streams) // may finish within the grace, then cancelled (shutting_down)
+          self->send(s, drain_atom::value, grace);
         if (st.start_rp.pending()) st.start_rp.deliver(ok_atom::value);
         st.timer.reset();
         schedule(self, st.pool->stop_deadline_ns());

@@ -65,6 +65,8 @@ struct stream_data {
   bool want_write = false;    // output left to flush
 
   detail::tick_timer timer;
+  /// Told to drain (shutdown): the stream may run until then (0: not draining).
+  std::int64_t drain_deadline_ns = 0;
 
   int owned_watched_fd() const {
     return conn && watched_fd >= 0 && conn->socket() == watched_fd ? watched_fd : -1;
@@ -367,6 +369,9 @@ std::string timeout_text(const stream_data& st, const char* where) {
 void on_tick(self_ptr self) {
   auto& st = self->state;
   auto now = steady_now_ns();
+  if (st.drain_deadline_ns != 0 && now >= st.drain_deadline_ns)
+    return end_stream(self, detail::node_error(errc::shutting_down, st.cfg.node_id,
+                                               "stream cancelled: shutdown deadline passed"));
   if (st.state == phase::connecting) {
     if (st.have_job && now >= st.job.deadline_ns)
       return end_stream(self,
@@ -386,6 +391,7 @@ void on_tick(self_ptr self) {
   auto next = st.connect_deadline_ns;
   if (st.have_job && (st.state != phase::connecting || st.job.deadline_ns < next))
     next = st.job.deadline_ns;
+  if (st.drain_deadline_ns != 0 && st.drain_deadline_ns < next) next = st.drain_deadline_ns;
   st.timer.arm(self, tick_atom::value, next, now);
 }
 
@@ -403,6 +409,7 @@ stream_worker_actor::behavior_type stream_worker(self_ptr self, stream_worker_co
     }
   });
   self->set_exit_handler([self](const caf::exit_msg& msg) {
+    if (!msg.reason) return; // the supervisor it is linked to ended normally: drain decides
     auto& st = self->state;
     end_stream(self, detail::node_error(errc::shutting_down, st.cfg.node_id,
                                         "stream ended: shutting down"));
@@ -469,6 +476,14 @@ stream_worker_actor::behavior_type stream_worker(self_ptr self, stream_worker_co
       },
       [=](tick_atom, std::uint64_t gen) {
         if (self->state.timer.fired(gen)) on_tick(self);
+      },
+      [=](drain_atom, caf::timespan grace) {
+        // Shutdown: the stream may finish within the grace period, like the
+        // pool's requests; then it is cancelled.
+        auto& st = self->state;
+        auto at = steady_now_ns() + grace.count();
+        if (st.drain_deadline_ns == 0 || at < st.drain_deadline_ns) st.drain_deadline_ns = at;
+        st.timer.arm(self, tick_atom::value, st.drain_deadline_ns, steady_now_ns());
       },
   };
 }

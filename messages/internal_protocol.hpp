@@ -108,7 +108,8 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 /// Runs one stream on a connection of its own (actors/stream_worker.hpp).
 using stream_worker_actor = stream_control_actor::extend<
     caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>,
-    caf::reacts_to<io_atom, std::uint32_t>, caf::reacts_to<tick_atom, std::uint64_t>>;
+    caf::reacts_to<io_atom, std::uint32_t>, caf::reacts_to<tick_atom, std::uint64_t>,
+    caf::reacts_to<drain_atom, caf::timespan>>;
 
 /// Lifecycle of one connection worker (one libpq connection).
 enum class worker_state : std::uint8_t {

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
@@ -63,6 +64,15 @@ std::string run_sibling(const std::string& args) {
     out += buf;
   BOOST_REQUIRE_MESSAGE(pclose(p) == 0, cmd << " failed: " << out);
   return out;
+}
+
+/// This process's resident memory now (VmRSS), in kB.
+long rss_kb() {
+  std::ifstream in{"/proc/self/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
 }
 
 long field(const std::string& out, const std::string& key) {
@@ -153,16 +163,20 @@ BOOST_AUTO_TEST_CASE(two_million_rows_stream_in_little_memory_unlike_query) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_slow_callback_holds_the_server_in_client_write, manager_fixture) {
-  // 200 MB of rows; the callback stalls on the first chunk. The stream holds
+  // 2 GB of rows; the callback stalls on the first chunk. The stream holds
   // about two chunks of 100 rows, so the server fills the socket buffers and
-  // then waits for the client (ClientWrite) instead of finishing.
+  // then waits for the client (ClientWrite), and stays there while the
+  // callback stalls: neither the statement nor this process's memory moves.
   std::string seen;
+  std::string later;
+  long rss_before = 0;
+  long rss_after = 0;
   stream_options opts;
   opts.chunk_rows = 100;
   std::uint64_t delivered = 0;
   BOOST_CHECK_THROW(
       mgr.query_stream(
-          "node0", "SELECT g, repeat('x', 1000) AS pad_bp_marker FROM generate_series(1, 200000) g",
+          "node0", "SELECT generate_series(1, 2000000) AS g, repeat('x', 1000) AS pad_bp_marker",
           {},
           [&](const result_set& rows) {
             delivered += rows.size();
@@ -172,12 +186,20 @@ BOOST_FIXTURE_TEST_CASE(a_slow_callback_holds_the_server_in_client_write, manage
                   return seen == "active:ClientWrite";
                 },
                 10s);
+            rss_before = rss_kb();
+            std::this_thread::sleep_for(2s);
+            later = running("pad_bp_marker");
+            rss_after = rss_kb();
             throw stop{};
           },
           opts),
       stop);
   BOOST_CHECK_EQUAL(seen, "active:ClientWrite");
+  BOOST_CHECK_EQUAL(later, "active:ClientWrite");
   BOOST_CHECK_EQUAL(delivered, 100u);
+  BOOST_TEST_MESSAGE("RSS while stalled: " << rss_before / 1024 << " MB, 2 s later "
+                                           << rss_after / 1024 << " MB");
+  BOOST_CHECK_LT(rss_after - rss_before, 32 * 1024);
   // The callback threw: the statement is cancelled on the server.
   BOOST_CHECK(test::eventually([] { return running("pad_bp_marker").empty(); }, 5s));
 }
