@@ -1,7 +1,8 @@
 // Row streaming (query_stream, the actor protocol with credits) on a private
 // one-node cluster (pgcm_cluster_stream): chunk sizes, peak memory against
 // query(), back pressure from a slow callback, a callback that throws, the
-// deadline, a backend terminated and the node stopped mid-stream.
+// deadline, a backend terminated and the node stopped mid-stream, a sink
+// that dies.
 #define BOOST_TEST_MODULE test_stream
 #include <boost/test/unit_test.hpp>
 
@@ -346,5 +347,35 @@ BOOST_FIXTURE_TEST_CASE(actor_protocol_sends_one_chunk_per_credit, manager_fixtu
         caf::after(10s) >> [&] { ended = true; });
   BOOST_CHECK_EQUAL(chunks, 10);
   BOOST_CHECK_EQUAL(total, 100u);
+  self->request(manager, 10s, shutdown_atom::value).receive([](ok_atom) {}, [](caf::error&) {});
+}
+
+BOOST_FIXTURE_TEST_CASE(a_sink_that_dies_cancels_its_stream, manager_fixture) {
+  auto& sys = mgr.system();
+  auto spawned = spawn_manager(sys, test::fast_options());
+  BOOST_REQUIRE(spawned);
+  auto manager = *spawned;
+  {
+    caf::scoped_actor boot{sys};
+    boot->request(manager, 10s, initialize_atom::value,
+                  std::vector<node_entry>{{"node0", test::node("node0")}})
+        .receive([](ok_atom) {}, [](caf::error& e) { BOOST_FAIL(caf::to_string(e)); });
+  }
+  {
+    caf::scoped_actor sink{sys};
+    stream_request spec;
+    spec.chunk_rows = 100;
+    spec.credit = 1;
+    bool started = false;
+    sink->request(manager, 10s, stream_atom::value, std::string{"node0"},
+                  std::string{"SELECT generate_series(1, 100000000) AS sink_marker"},
+                  std::vector<param>{}, spec, caf::actor_cast<stream_sink_actor>(sink.ptr()))
+        .receive([&](stream_control_actor&) { started = true; },
+                 [](caf::error& e) { BOOST_FAIL(caf::to_string(e)); });
+    BOOST_REQUIRE(started);
+    BOOST_REQUIRE(test::eventually([] { return !running("sink_marker").empty(); }, 5s));
+  } // the sink is gone without a word: the stream cancels its statement
+  BOOST_CHECK(test::eventually([] { return running("sink_marker").empty(); }, 5s));
+  caf::scoped_actor self{sys};
   self->request(manager, 10s, shutdown_atom::value).receive([](ok_atom) {}, [](caf::error&) {});
 }
