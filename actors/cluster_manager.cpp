@@ -138,6 +138,31 @@ void broadcast(self_ptr self, const node_event& ev) {
 }
 
 /// The supervisor of node `id`, or why there is none.
+/// A checked stream job, due `spec.timeout` (0: query_timeout) from now.
+caf::expected<stream_job> make_stream_job(const manager_options& opts, std::string sql,
+                                          std::vector<param> params, const stream_request& spec,
+                                          stream_sink_actor sink) {
+  if (spec.chunk_rows < 1 || spec.chunk_rows > 1'000'000)
+    return make_error(errc::invalid_argument,
+                      "stream: chunk_rows must be between 1 and 1000000 (got " +
+                          std::to_string(spec.chunk_rows) + ")");
+  if (spec.credit < 1)
+    return make_error(errc::invalid_argument, "stream: credit must be at least 1");
+  if (!sink) return make_error(errc::invalid_argument, "stream: no sink");
+  if (spec.timeout.count() < 0)
+    return make_error(errc::invalid_argument, "stream: timeout must not be negative");
+  auto timeout = spec.timeout.count() == 0 ? caf::timespan{opts.query_timeout} : spec.timeout;
+  auto q = make_query_job(std::move(sql), std::move(params), timeout);
+  stream_job job;
+  job.sql = std::move(q.sql);
+  job.params = std::move(q.params);
+  job.spec = spec;
+  job.sink = std::move(sink);
+  job.deadline_ns = q.deadline_ns;
+  job.timeout_ms = q.timeout_ms;
+  return job;
+}
+
 caf::expected<node_supervisor_actor> supervisor_of(self_ptr self, const std::string& id) {
   auto& st = self->state;
   if (st.shutting_down) return shutting_down_error();
@@ -795,6 +820,15 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         broadcast(self, ev);
       },
       [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },
+      [=](stream_atom, const std::string& id, std::string& sql, std::vector<param>& params,
+          stream_request& spec, stream_sink_actor& sink) -> caf::result<stream_control_actor> {
+        auto job = make_stream_job(self->state.opts, std::move(sql), std::move(params), spec,
+                                   std::move(sink));
+        if (!job) return std::move(job.error());
+        auto sup = supervisor_of(self, id);
+        if (!sup) return std::move(sup.error());
+        return self->delegate(*sup, stream_atom::value, std::move(*job));
+      },
       [=](route_atom, const std::string& id) -> caf::result<node_query_actor> {
         auto sup = supervisor_of(self, id);
         if (!sup) return std::move(sup.error());

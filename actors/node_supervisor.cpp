@@ -20,6 +20,7 @@
 #include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/health_probe.hpp"
+#include "pgcm/actors/stream_worker.hpp"
 #include "pgcm/messages/error.hpp"
 #include "pool_policy.hpp"
 #include "pq_connection.hpp"
@@ -96,6 +97,11 @@ struct supervisor_data {
 
   caf::typed_response_promise<ok_atom> stop_rp;
 
+  /// Running row streams, each on a connection of its own (stream_worker);
+  /// at most pool.max at once. They count as open connections with a
+  /// request in flight in the pool stats.
+  std::vector<stream_worker_actor> streams;
+
   detail::tick_timer timer;
   /// The steady clock in ns (query_job::deadline_ns); tests use a fake one.
   detail::steady_clock_fn clock = &steady_now_ns;
@@ -122,10 +128,19 @@ void publish(self_ptr self, node_event ev) {
   self->send(self->state.manager, publish_atom::value, std::move(ev));
 }
 
+/// The pool's stats with the running streams counted in.
+pool_stats current_stats(supervisor_data& st) {
+  auto stats = st.pool->refreshed_stats();
+  auto n = static_cast<std::int64_t>(st.streams.size());
+  stats.total_connections += n;
+  stats.in_flight_requests += n;
+  return stats;
+}
+
 /// Publishes pool_stats when they changed, at most every 250 ms.
 void stats_changed(self_ptr self, bool force = false) {
   auto& st = self->state;
-  const auto& stats = st.pool->refreshed_stats();
+  const auto stats = current_stats(st);
   if (stats == st.published) return;
   auto now = st.clock();
   if (force || now - st.last_publish_ns >= stats_interval_ns) {
@@ -412,6 +427,31 @@ void on_tick(self_ptr self) {
   schedule(self, next);
 }
 
+/// A row stream: on a connection opened for it (stream_worker.hpp).
+caf::result<stream_control_actor> start_stream(self_ptr self, stream_job&& job) {
+  auto& st = self->state;
+  if (st.pool->stopping())
+    return detail::node_error(errc::shutting_down, st.node_id, "shutting down");
+  if (!st.params) // the host name is not resolved yet
+    return down_error(st);
+  auto limit = static_cast<std::size_t>(std::max(1, st.cfg.pool.max));
+  if (st.streams.size() >= limit)
+    return detail::node_error(errc::pool_exhausted, st.node_id,
+                              "too many streams (" + std::to_string(st.streams.size()) +
+                                  " running, at most pool.max = " + std::to_string(limit) + ")");
+  stream_worker_config sc;
+  sc.node_id = st.node_id;
+  sc.params = st.params;
+  sc.io = st.io;
+  sc.connect_timeout = st.opts.connect_timeout;
+  auto worker = spawn_stream_worker(self->system(), std::move(sc));
+  self->monitor(worker);
+  self->link_to(worker); // dies with an abnormally ending supervisor (its exit handler cancels)
+  st.streams.push_back(worker);
+  stats_changed(self);
+  return self->delegate(worker, stream_atom::value, std::move(job));
+}
+
 void begin(self_ptr self) {
   start_probe(self);
   stats_changed(self, true);
@@ -445,6 +485,13 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
     // Linked probe and worker exits are handled through down messages; never die of them.
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& streams = self->state.streams;
+    for (auto i = streams.begin(); i != streams.end(); ++i)
+      if (i->address() == dm.source) {
+        streams.erase(i);
+        stats_changed(self);
+        return;
+      }
     auto& pool = *self->state.pool;
     for (auto& w : pool.workers())
       if (w.worker.address() == dm.source) {
@@ -489,6 +536,8 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         }
         for (auto& w : st.pool->workers())
           self->send(w.worker, drain_atom::value, grace);
+        for (auto& s : st.streams) // may finish within the grace, then cancelled (shutting_down)
+          self->send(s, drain_atom::value, grace);
         if (st.start_rp.pending()) st.start_rp.deliver(ok_atom::value);
         st.timer.reset();
         schedule(self, st.pool->stop_deadline_ns());
@@ -497,8 +546,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       },
       [=](caf::get_atom) -> node_info {
         auto& st = self->state;
-        return node_info{st.node_id, redacted(st.cfg), st.health.status(),
-                         st.pool->refreshed_stats()};
+        return node_info{st.node_id, redacted(st.cfg), st.health.status(), current_stats(st)};
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
       [=](probe_atom, const probe_result& r) { on_probe(self, r); },
@@ -525,6 +573,9 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       },
       [=](tick_atom, std::uint64_t gen) {
         if (self->state.timer.fired(gen)) on_tick(self);
+      },
+      [=](stream_atom, stream_job& job) -> caf::result<stream_control_actor> {
+        return start_stream(self, std::move(job));
       },
   };
 }

@@ -170,6 +170,13 @@ manager_api_actor::behavior_type remote_link(link_ptr self, manager_api_actor re
       },
       [=](shutdown_atom a) { return forward<ok_atom>(self, a); },
       [=](version_atom a) { return forward<std::uint32_t>(self, a); },
+      // The sink travels as is: the remote stream sends its chunks straight to
+      // it and takes credits straight from it; only the reply comes this way.
+      [=](stream_atom a, std::string& id, std::string& sql, std::vector<param>& ps,
+          stream_request& spec, stream_sink_actor& sink) {
+        return forward<stream_control_actor>(self, a, std::move(id), std::move(sql), std::move(ps),
+                                             spec, std::move(sink));
+      },
   };
 }
 

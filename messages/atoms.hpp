@@ -38,4 +38,11 @@ using route_atom = caf::atom_constant<caf::atom("pgcm_route")>;
 /// A sign that the primary may have changed (issue 10): probe every node now.
 using failover_atom = caf::atom_constant<caf::atom("pgcm_fover")>;
 
+// Row streaming (issue 12, part S): public protocol (messages/protocol.hpp).
+using stream_atom = caf::atom_constant<caf::atom("pgcm_strm")>;
+using stream_rows_atom = caf::atom_constant<caf::atom("pgcm_srows")>;
+using stream_end_atom = caf::atom_constant<caf::atom("pgcm_send")>;
+using credit_atom = caf::atom_constant<caf::atom("pgcm_cred")>;
+using cancel_atom = caf::atom_constant<caf::atom("pgcm_cncl")>;
+
 } // namespace pgcm

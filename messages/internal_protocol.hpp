@@ -86,6 +86,30 @@ using manager_actor = manager_api_actor::extend<
     caf::reacts_to<publish_atom, node_event>, caf::reacts_to<probe_atom, std::string, probe_report>,
     caf::reacts_to<failover_atom, std::string>, caf::reacts_to<tick_atom, std::uint64_t>>;
 
+// -- Row streaming (issue 12, part S) ------------------------------------------
+
+/// A stream on its way to a node supervisor (and its stream worker). The
+/// deadline is absolute (steady_now_ns), like query_job's.
+struct stream_job {
+  std::string sql;
+  std::vector<param> params;
+  stream_request spec;
+  stream_sink_actor sink;
+  std::int64_t deadline_ns = 0;
+  std::int64_t timeout_ms = 0;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, stream_job& x) {
+  return f(caf::meta::type_name("pgcm::stream_job"), x.sql, x.params, x.spec, x.sink, x.deadline_ns,
+           x.timeout_ms);
+}
+
+/// Runs one stream on a connection of its own (actors/stream_worker.hpp).
+using stream_worker_actor = stream_control_actor::extend<
+    caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>,
+    caf::reacts_to<io_atom, std::uint32_t>, caf::reacts_to<tick_atom, std::uint64_t>,
+    caf::reacts_to<drain_atom, caf::timespan>>;
+
 /// Lifecycle of one connection worker (one libpq connection).
 enum class worker_state : std::uint8_t {
   connecting, ///< opening the connection (TCP, TLS, auth)
@@ -147,7 +171,8 @@ using node_supervisor_actor =
                      caf::reacts_to<report_atom, worker_report>,
                      caf::reacts_to<probe_atom, probe_result>, caf::reacts_to<probe_atom>,
                      caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
-                     caf::reacts_to<tick_atom, std::uint64_t>>;
+                     caf::reacts_to<tick_atom, std::uint64_t>,
+                     caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>>;
 
 /// Probes one node's health on its own connection.
 /// `(probe_atom, interval)`: probe every `interval` from now on (the

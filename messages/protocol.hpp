@@ -21,6 +21,8 @@
 //   (unsubscribe_atom, subscriber)                  -> ok_atom
 //   (shutdown_atom)                                 -> ok_atom   after shutdown_timeout at the latest
 //   (version_atom)                                  -> uint32    protocol_version
+//   (stream_atom, id, sql, params, stream_request, stream_sink_actor)
+//                                                   -> stream_control_actor  see "Row streaming" below
 // clang-format on
 
 #include <cstdint>
@@ -41,7 +43,8 @@ namespace pgcm {
 /// Bumped whenever a message of the public protocol changes shape.
 /// 2: routed queries, replication facts in health_status, result_set node_id /
 /// commit_lsn, the query-duration histogram in pool_stats.
-constexpr std::uint32_t protocol_version = 2;
+/// 3: row streaming (stream_atom).
+constexpr std::uint32_t protocol_version = 3;
 
 using node_entry = std::pair<std::string, node_config>;
 using node_result_set = basic_node_result<result_set>;
@@ -49,7 +52,51 @@ using node_result_set = basic_node_result<result_set>;
 /// What an event subscriber handles.
 using event_subscriber_actor = caf::typed_actor<caf::reacts_to<event_atom, node_event>>;
 
+// -- Row streaming (issue 12, part S) ------------------------------------------
+//
+// (stream_atom, node id, sql, params, stream_request, sink) runs `sql` on a
+// connection of its own in single-row mode. The reply is the stream's control
+// handle once the statement was sent, or an error (then nothing else
+// follows). After a control handle, the sink gets (stream_rows_atom, id,
+// result_set) chunks, one per credit, each of `chunk_rows` rows except the
+// last, then exactly one (stream_end_atom, id, rows, error): `rows` delivered
+// in all, `error` empty on success. Credits: `stream_request::credit` to
+// begin with, then (credit_atom, n) to the control handle for n more chunks.
+// Without credit the stream stops reading its socket (TCP back pressure slows
+// the server) and holds at most one full chunk plus the one being filled.
+// (cancel_atom) to the control handle, or the sink's death, cancels the
+// statement on the server; a cancelled stream still ends with
+// (stream_end_atom, ...) (query_failed, SQLSTATE 57014) unless the sink died.
+// The deadline (`timeout`, 0 = query_timeout) covers the whole stream.
+
+/// How a stream is to run.
+struct stream_request {
+  /// Echoed in every message to the sink (tells a sink's streams apart).
+  std::uint64_t id = 0;
+  /// Rows per chunk (1 .. 1,000,000).
+  std::uint32_t chunk_rows = 1000;
+  /// Chunks the sink is ready for at the start (at least 1).
+  std::uint32_t credit = 1;
+  /// The deadline of the whole stream, from the request on; 0 = query_timeout.
+  caf::timespan timeout{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stream_request& x) {
+  return f(caf::meta::type_name("pgcm::stream_request"), x.id, x.chunk_rows, x.credit, x.timeout);
+}
+
+/// Who receives a stream's rows.
+using stream_sink_actor =
+    caf::typed_actor<caf::reacts_to<stream_rows_atom, std::uint64_t, result_set>,
+                     caf::reacts_to<stream_end_atom, std::uint64_t, std::uint64_t, caf::error>>;
+
+/// A running stream: grant credits or cancel it.
+using stream_control_actor =
+    caf::typed_actor<caf::reacts_to<credit_atom, std::uint32_t>, caf::reacts_to<cancel_atom>>;
+
 /// The manager's public interface: what applications and remote clients may send.
+// clang-format off
 using manager_api_actor =
     caf::typed_actor<caf::replies_to<initialize_atom, std::vector<node_entry>>::with<ok_atom>,
                      caf::replies_to<add_node_atom, std::string, node_config>::with<ok_atom>,
@@ -65,7 +112,11 @@ using manager_api_actor =
                      caf::replies_to<subscribe_atom, event_subscriber_actor>::with<ok_atom>,
                      caf::replies_to<unsubscribe_atom, event_subscriber_actor>::with<ok_atom>,
                      caf::replies_to<shutdown_atom>::with<ok_atom>,
-                     caf::replies_to<version_atom>::with<std::uint32_t>>;
+                     caf::replies_to<version_atom>::with<std::uint32_t>,
+                     // Row streaming (issue 12, part S).
+                     caf::replies_to<stream_atom, std::string, std::string, std::vector<param>,
+                                     stream_request, stream_sink_actor>::with<stream_control_actor>>;
+// clang-format on
 
 /// Registers every pgcm message type on `cfg` (both sides of a remote
 /// connection must call it) and pgcm's error renderer.

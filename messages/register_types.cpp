@@ -31,6 +31,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<target>("pgcm::target");
   cfg.add_message_type<lsn>("pgcm::lsn");
   cfg.add_message_type<route>("pgcm::route");
+  cfg.add_message_type<stream_request>("pgcm::stream_request");
+  cfg.add_message_type<stream_sink_actor>("pgcm::stream_sink_actor");
+  cfg.add_message_type<stream_control_actor>("pgcm::stream_control_actor");
+  cfg.add_message_type<stream_job>("pgcm::stream_job");
   cfg.add_error_category(error_category(), render_error);
 }
 

@@ -608,6 +608,86 @@ result_set connection_manager::query(const std::string& node, const std::string&
                          std::move(params), caf::timespan{t});
 }
 
+std::uint64_t connection_manager::query_stream(
+    const std::string& node, const std::string& sql, std::vector<param> params,
+    const std::function<void(const result_set& rows)>& on_rows, stream_options opts) {
+  if (opts.chunk_rows < 1 || opts.chunk_rows > 1'000'000)
+    throw error{errc::invalid_argument, "stream_options.chunk_rows must be between 1 and 1000000"};
+  auto t = opts.timeout.value_or(impl_->opts.query_timeout);
+  if (t.count() <= 0) throw error{errc::invalid_argument, "stream timeout must be > 0 ms"};
+  if (!on_rows) throw error{errc::invalid_argument, "query_stream: on_rows is empty"};
+  auto manager = impl_->current_manager();
+  auto until = caf::actor_clock::clock_type::now() + guard(t);
+  caf::scoped_actor self{*impl_->sys};
+  stream_request spec;
+  spec.id = 1;
+  spec.chunk_rows = static_cast<std::uint32_t>(opts.chunk_rows);
+  // One chunk in the callback, one on its way: the reads go on meanwhile.
+  spec.credit = 2;
+  spec.timeout = caf::timespan{t};
+  auto sink = caf::actor_cast<stream_sink_actor>(self.ptr());
+  stream_control_actor control;
+  caf::error failure;
+  self->request(manager, guard(t), stream_atom::value, node, sql, std::move(params), spec, sink)
+      .receive([&](stream_control_actor& c) { control = std::move(c); },
+               [&](caf::error& err) { failure = std::move(err); });
+  if (!control) {
+    auto info = to_error_info(failure, "node " + node);
+    impl_->note_failure(manager, info);
+    throw error{std::move(info)};
+  }
+  self->monitor(control);
+  std::exception_ptr thrown; // from on_rows: cancelled, waiting for the end
+  std::optional<std::uint64_t> total;
+  caf::error end_error;
+  while (!total) {
+    auto left = until - caf::actor_clock::clock_type::now();
+    bool lost = false;
+    self->receive(
+        [&](stream_rows_atom, std::uint64_t, result_set& rows) {
+          if (thrown) return; // cancelled; rows still on their way
+          try {
+            on_rows(rows);
+          } catch (...) {
+            thrown = std::current_exception();
+            self->send(control, cancel_atom::value);
+            return;
+          }
+          self->send(control, credit_atom::value, std::uint32_t{1});
+        },
+        [&](stream_end_atom, std::uint64_t, std::uint64_t rows, caf::error& err) {
+          total = rows;
+          end_error = std::move(err);
+        },
+        [&](caf::down_msg& dm) {
+          if (dm.source != control.address()) return;
+          lost = true;
+          end_error = dm.reason;
+        },
+        caf::after(std::max(caf::timespan{0}, left)) >>
+            [&] {
+              lost = true;
+              end_error = make_error(errc::query_timeout, "node " + node +
+                                                              ": stream timeout (no end within " +
+                                                              std::to_string(t.count()) + " ms)");
+            });
+    if (lost) {
+      self->send(control, cancel_atom::value);
+      if (thrown) std::rethrow_exception(thrown);
+      auto info = to_error_info(end_error, "node " + node);
+      if (info.code != errc::query_timeout) {
+        info.code = is_remote() ? errc::remote_disconnected : errc::connection_failed;
+        info.message = "node " + node + ": stream lost (" + info.message + ")";
+      }
+      impl_->note_failure(manager, info);
+      throw error{std::move(info)};
+    }
+  }
+  if (thrown) std::rethrow_exception(thrown);
+  if (end_error) throw error{to_error_info(end_error, "node " + node)};
+  return *total;
+}
+
 result_set connection_manager::query(const route& r, const std::string& sql,
                                      std::vector<param> params,
                                      std::optional<milliseconds> timeout) {

@@ -111,6 +111,10 @@ public:
 
   int backend_pid() const;
 
+  /// The libpq connection itself, for a stream worker that drives it outside
+  /// pipeline mode after connecting (actors/stream_worker.cpp). Null if closed.
+  ::pg_conn* native() const { return conn_; }
+
 private:
   struct pending_request {
     std::string prepared_sql; // non-empty: this request prepares the statement first

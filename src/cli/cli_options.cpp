@@ -22,7 +22,7 @@ const std::map<std::string, std::set<std::string>>& allowed_options() {
        {"--config", "--node", "--log-level", "--log-file", "--json", "--remote", "--tls-cert",
         "--tls-key", "--tls-ca"}},
       {"query",
-       {"--config", "--node", "--log-level", "--log-file", "--json", "--all", "--healthy",
+       {"--config", "--node", "--log-level", "--log-file", "--json", "--csv", "--all", "--healthy",
         "--node ID", "--timeout", "--target", "--max-lag", "--after", "--remote", "--tls-cert",
         "--tls-key", "--tls-ca"}},
       {"watch",
@@ -111,7 +111,12 @@ cli_options parse_command_line(int argc, const char* const* argv) {
         if (name == "--healthy")
           o.target = o.target == query_target::all ? query_target::healthy : o.target;
       } else if (name == "--json") {
+        if (o.csv) throw usage_error{"--json and --csv: choose one output format"};
         o.json = true;
+        given.push_back(name);
+      } else if (name == "--csv") {
+        if (o.json) throw usage_error{"--json and --csv: choose one output format"};
+        o.csv = true;
         given.push_back(name);
       } else if (name == "--log-level") {
         if (log_levels.count(*value) == 0)
@@ -341,7 +346,12 @@ std::string help_text(const std::string& command) {
            "                           position (e.g. 16/B374D848) or the primary\n"
            "  --timeout DURATION       per-query deadline (e.g. 500ms, 5s; default: the\n"
            "                           manager's query_timeout)\n"
-           "  --json                   print JSON instead of tables\n\n" +
+           "  --json                   print JSON lines instead of tables: per node a\n"
+           "                           columns object, one array per row, an end object\n"
+           "  --csv                    print CSV (RFC 4180 quoting, a header row; with\n"
+           "                           several nodes a first column \"node\")\n\n"
+           "Rows are printed as they arrive (streamed; --target reads its result whole);\n"
+           "a table's column widths come from the first 1000 rows.\n\n" +
            nodes + "\n" + common + "\n" + exits;
   if (command == "watch")
     return "Usage: pgcm watch [options]\n\n"

@@ -44,6 +44,8 @@ struct cli_options {
 
   // health, query
   bool json = false;
+  /// pgcm query --csv.
+  bool csv = false;
 
   // query
   query_target target = query_target::all;

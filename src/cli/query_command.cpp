@@ -46,75 +46,137 @@ std::string describe_error(const error_info& e) {
   return out;
 }
 
-void print_text(const std::vector<node_result_set>& results, bool headers) {
-  bool first = true;
-  for (auto& r : results) {
-    if (!first) std::cout << '\n';
-    first = false;
-    if (!r.success) {
-      std::cout << (headers ? "[" + r.node_id + "] " : std::string{})
-                << describe_error(r.error.value_or(error_info{})) << '\n';
-      continue;
-    }
-    if (headers) std::cout << "[" << r.node_id << "]\n";
-    const auto& rs = r.data;
-    if (rs.column_count() == 0) {
-      std::cout << (rs.command().empty() ? "OK" : rs.command()) << '\n';
-      continue;
-    }
-    text_table t;
-    t.headers = rs.columns();
-    for (std::size_t c = 0; c < rs.column_count(); ++c)
-      t.right_align.push_back(is_numeric_type(rs.type_oid(c)));
-    for (auto row : rs) {
-      std::vector<std::optional<std::string>> cells;
-      for (std::size_t c = 0; c < rs.column_count(); ++c)
-        cells.push_back(row.is_null(c) ? std::nullopt
-                                       : std::optional<std::string>{std::string{row.text(c)}});
-      t.rows.push_back(std::move(cells));
-    }
-    std::cout << render(t);
+/// Prints one node's result as it streams in: begin, chunks, then ok or failed.
+class printer {
+public:
+  virtual ~printer() = default;
+  virtual void chunk(const std::string& node, const result_set& rs) = 0;
+  virtual void ok(const std::string& node, std::uint64_t rows) = 0;
+  virtual void failed(const std::string& node, const error_info& e) = 0;
+  /// Before the next node's result.
+  void next_node() {
+    started_ = false;
+    command_.clear();
+    affected_ = -1;
   }
+
+protected:
+  /// Whether this node printed anything yet.
+  bool started_ = false;
+  /// The command tag and affected rows, as the last chunk told them.
+  std::string command_;
+  std::int64_t affected_ = -1;
+  void note(const result_set& rs) {
+    if (!rs.command().empty()) {
+      command_ = rs.command();
+      affected_ = rs.affected_rows();
+    }
+  }
+};
+
+std::vector<text_row> text_rows(const result_set& rs) {
+  std::vector<text_row> out;
+  out.reserve(rs.size());
+  for (auto row : rs) {
+    text_row cells;
+    for (std::size_t c = 0; c < rs.column_count(); ++c)
+      cells.push_back(row.is_null(c) ? std::nullopt
+                                     : std::optional<std::string>{std::string{row.text(c)}});
+    out.push_back(std::move(cells));
+  }
+  return out;
 }
 
-void print_json(const std::vector<node_result_set>& results) {
-  json_writer j;
-  bool ok = true;
-  j.begin_object().key("results").begin_array();
-  for (auto& r : results) {
-    j.begin_object();
-    j.key("node").value(r.node_id);
-    j.key("success").value(r.success);
-    if (!r.success) {
-      ok = false;
-      auto e = r.error.value_or(error_info{});
-      j.key("error").begin_object();
-      j.key("code").value(to_string(e.code));
-      j.key("message").value(e.message);
-      j.key("sqlstate").value(e.sqlstate);
-      j.end_object();
-      j.end_object();
-      continue;
+/// psql-like tables; the column widths come from the first chunk.
+class table_printer : public printer {
+public:
+  explicit table_printer(bool headers) : headers_(headers) {}
+
+  void chunk(const std::string& node, const result_set& rs) override {
+    note(rs);
+    if (rs.column_count() == 0) return;
+    if (!table_) {
+      heading(node);
+      std::vector<bool> right;
+      for (std::size_t c = 0; c < rs.column_count(); ++c)
+        right.push_back(is_numeric_type(rs.type_oid(c)));
+      table_.emplace(rs.columns(), std::move(right));
+      std::cout << table_->begin(text_rows(rs));
+    } else {
+      std::cout << table_->rows(text_rows(rs));
     }
-    const auto& rs = r.data;
-    j.key("command").value(rs.command());
-    j.key("affected_rows");
-    if (rs.affected_rows() >= 0)
-      j.value(rs.affected_rows());
-    else
-      j.null();
-    j.key("columns").begin_array();
-    for (std::size_t c = 0; c < rs.column_count(); ++c) {
-      j.begin_object();
-      j.key("name").value(rs.column_name(c));
-      j.key("type_oid").value(static_cast<std::int64_t>(rs.type_oid(c)));
-      j.end_object();
+    std::cout << std::flush;
+  }
+
+  void ok(const std::string& node, std::uint64_t rows) override {
+    if (table_) {
+      std::cout << table_stream::footer(rows);
+    } else {
+      heading(node);
+      std::cout << (command_.empty() ? "OK" : command_) << '\n';
     }
-    j.end_array();
+    table_.reset();
+    std::cout << std::flush;
+  }
+
+  void failed(const std::string& node, const error_info& e) override {
+    bool mid_stream = table_.has_value();
+    if (!started_ && headers_) {
+      separate();
+      std::cout << "[" << node << "] ";
+      started_ = true;
+    } else if (!started_) {
+      separate();
+      started_ = true;
+    }
+    (void)mid_stream;
+    std::cout << describe_error(e) << '\n' << std::flush;
+    table_.reset();
+  }
+
+private:
+  void separate() {
+    if (any_) std::cout << '\n';
+    any_ = true;
+  }
+  void heading(const std::string& node) {
+    if (started_) return;
+    started_ = true;
+    separate();
+    if (headers_) std::cout << "[" << node << "]\n";
+  }
+
+  bool headers_;
+  bool any_ = false;
+  std::optional<table_stream> table_;
+};
+
+/// JSON lines: per node a columns object, one array per row, then an end
+/// object with success (or the error).
+class json_printer : public printer {
+public:
+  void chunk(const std::string& node, const result_set& rs) override {
+    note(rs);
+    if (rs.column_count() == 0) return;
+    std::string out;
+    if (!started_) {
+      started_ = true;
+      json_writer j;
+      j.begin_object().key("node").value(node).key("columns").begin_array();
+      for (std::size_t c = 0; c < rs.column_count(); ++c) {
+        j.begin_object();
+        j.key("name").value(rs.column_name(c));
+        j.key("type_oid").value(static_cast<std::int64_t>(rs.type_oid(c)));
+        j.end_object();
+      }
+      j.end_array().end_object();
+      out += j.str();
+      out += '\n';
+    }
     // Integers and booleans as JSON numbers and booleans; everything else
     // (including numeric and floats, which JSON cannot always hold) as text.
-    j.key("rows").begin_array();
     for (auto row : rs) {
+      json_writer j;
       j.begin_array();
       for (std::size_t c = 0; c < rs.column_count(); ++c) {
         if (row.is_null(c)) {
@@ -131,14 +193,121 @@ void print_json(const std::vector<node_result_set>& results) {
           j.value(text);
       }
       j.end_array();
+      out += j.str();
+      out += '\n';
     }
-    j.end_array();
-    j.end_object();
+    std::cout << out << std::flush;
   }
-  j.end_array();
-  j.key("ok").value(ok && !results.empty());
-  j.end_object();
-  std::cout << j.str() << '\n';
+
+  void ok(const std::string& node, std::uint64_t rows) override {
+    json_writer j;
+    j.begin_object().key("node").value(node).key("success").value(true);
+    j.key("command").value(command_);
+    j.key("affected_rows");
+    if (affected_ >= 0)
+      j.value(affected_);
+    else
+      j.null();
+    j.key("rows").value(static_cast<std::int64_t>(rows));
+    j.end_object();
+    std::cout << j.str() << '\n' << std::flush;
+  }
+
+  void failed(const std::string& node, const error_info& e) override {
+    json_writer j;
+    j.begin_object().key("node").value(node).key("success").value(false);
+    j.key("error").begin_object();
+    j.key("code").value(to_string(e.code));
+    j.key("message").value(e.message);
+    j.key("sqlstate").value(e.sqlstate);
+    j.end_object().end_object();
+    std::cout << j.str() << '\n' << std::flush;
+  }
+};
+
+/// One CSV field, quoted as RFC 4180 says when it has to be; NULL is an
+/// empty unquoted field, an empty text a quoted one ("").
+void append_csv(std::string& out, std::optional<std::string_view> text) {
+  if (!text) return;
+  if (!text->empty() && text->find_first_of(",\"\r\n") == std::string_view::npos) {
+    out.append(*text);
+    return;
+  }
+  out.push_back('"');
+  for (char c : *text) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+/// CSV with a header row; with several nodes a first column "node" and one
+/// header row in all (the first node's columns). Errors go to stderr.
+class csv_printer : public printer {
+public:
+  explicit csv_printer(bool node_column) : node_column_(node_column) {}
+
+  void chunk(const std::string& node, const result_set& rs) override {
+    note(rs);
+    if (rs.column_count() == 0) return;
+    std::string out;
+    if (!header_done_) {
+      header_done_ = true;
+      bool first = true;
+      if (node_column_) {
+        out += "node";
+        first = false;
+      }
+      for (auto& name : rs.columns()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_csv(out, name);
+      }
+      out += '\n';
+    }
+    for (auto row : rs) {
+      bool first = true;
+      if (node_column_) {
+        append_csv(out, node);
+        first = false;
+      }
+      for (std::size_t c = 0; c < rs.column_count(); ++c) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_csv(out,
+                   row.is_null(c) ? std::nullopt : std::optional<std::string_view>{row.text(c)});
+      }
+      out += '\n';
+    }
+    std::cout << out << std::flush;
+  }
+
+  void ok(const std::string&, std::uint64_t) override {}
+
+  void failed(const std::string& node, const error_info& e) override {
+    std::cerr << "pgcm: " << node << ": " << describe_error(e) << '\n';
+  }
+
+private:
+  bool node_column_;
+  bool header_done_ = false;
+};
+
+/// Streams `sql` from `node` into `out`; false when it failed.
+bool stream_node(connection_manager& mgr, printer& out, const std::string& node,
+                 const cli_options& opts, const std::vector<param>& params) {
+  out.next_node();
+  stream_options so;
+  so.timeout = opts.timeout;
+  try {
+    auto rows = mgr.query_stream(
+        node, opts.sql, params, [&](const result_set& rs) { out.chunk(node, rs); }, so);
+    out.ok(node, rows);
+    return true;
+  } catch (const error& e) {
+    out.failed(node, e.info());
+    return false;
+  }
 }
 
 } // namespace
@@ -165,52 +334,48 @@ int run_query(const cli_options& opts) {
   auto mgr = make_manager(spec);
   stop_hook on_stop{[&mgr] { mgr->shutdown(); }};
   start_manager(*mgr, spec);
-  std::vector<node_result_set> results;
+  std::unique_ptr<printer> out;
+  bool several = opts.target == query_target::all || opts.target == query_target::healthy;
+  if (opts.json)
+    out = std::make_unique<json_printer>();
+  else if (opts.csv)
+    out = std::make_unique<csv_printer>(several);
+  else
+    out = std::make_unique<table_printer>(opts.target != query_target::node); // routed: names it
+  bool all_ok = true;
   switch (opts.target) {
-  case query_target::node: {
-    node_result_set r;
-    r.node_id = opts.target_node;
-    try {
-      r.data = mgr->query(opts.target_node, opts.sql, params, opts.timeout);
-      r.success = true;
-    } catch (const error& e) {
-      r.error = e.info();
-    }
-    results.push_back(std::move(r));
+  case query_target::node:
+    all_ok = stream_node(*mgr, *out, opts.target_node, opts, params);
     break;
-  }
   case query_target::routed: {
-    node_result_set r;
+    // A route picks its node per statement: this one result is read whole.
+    out->next_node();
     try {
-      r.data = mgr->query(opts.routing, opts.sql, params, opts.timeout);
-      r.node_id = r.data.node_id();
-      r.success = true;
+      auto rs = mgr->query(opts.routing, opts.sql, params, opts.timeout);
+      auto node = rs.node_id();
+      out->chunk(node, rs);
+      out->ok(node, rs.size());
     } catch (const error& e) {
-      r.node_id = "target " + to_string(opts.routing.to);
-      r.error = e.info();
+      out->failed("target " + to_string(opts.routing.to), e.info());
+      all_ok = false;
     }
-    results.push_back(std::move(r));
     break;
   }
   case query_target::all:
-    results = mgr->query_all(opts.sql, params, opts.timeout);
-    break;
-  case query_target::healthy:
-    results = mgr->query_healthy(opts.sql, params, opts.timeout);
+  case query_target::healthy: {
+    // One node after the other, each streamed, in the order the nodes were added.
+    auto nodes = opts.target == query_target::all ? mgr->get_nodes() : mgr->get_healthy_nodes();
+    if (nodes.empty()) {
+      std::cerr << "pgcm: no " << (opts.target == query_target::healthy ? "healthy " : "")
+                << "node to query\n";
+      return 1;
+    }
+    for (auto& n : nodes)
+      all_ok = stream_node(*mgr, *out, n.id, opts, params) && all_ok;
     break;
   }
-  if (opts.json)
-    print_json(results);
-  else
-    print_text(results, opts.target != query_target::node); // routed: names the node
-  if (results.empty()) {
-    std::cerr << "pgcm: no " << (opts.target == query_target::healthy ? "healthy " : "")
-              << "node to query\n";
-    return 1;
   }
-  for (auto& r : results)
-    if (!r.success) return 1;
-  return 0;
+  return all_ok ? 0 : 1;
 }
 
 } // namespace pgcm::cli

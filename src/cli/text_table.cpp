@@ -86,26 +86,20 @@ std::string sanitize(std::string_view s) {
   return out;
 }
 
-std::string render(const text_table& t) {
-  const auto ncols = t.headers.size();
-  // Cells as lines, sanitized.
-  std::vector<std::vector<std::vector<std::string>>> cells;
-  std::vector<std::size_t> widths(ncols, 0);
+table_stream::table_stream(std::vector<std::string> headers, std::vector<bool> right_align)
+    : headers_(std::move(headers)), right_align_(std::move(right_align)) {}
+
+std::string table_stream::begin(const std::vector<text_row>& first) {
+  const auto ncols = headers_.size();
+  widths_.assign(ncols, 0);
   for (std::size_t c = 0; c < ncols; ++c)
-    widths[c] = display_width(t.headers[c]);
-  for (auto& row : t.rows) {
-    std::vector<std::vector<std::string>> r;
+    widths_[c] = display_width(headers_[c]);
+  for (auto& row : first)
     for (std::size_t c = 0; c < ncols; ++c) {
       std::string text = c < row.size() && row[c] ? sanitize(*row[c]) : std::string{};
-      auto lines = split_lines(text);
-      for (auto& l : lines)
-        widths[c] = std::max(widths[c], display_width(l));
-      r.push_back(std::move(lines));
+      for (auto& l : split_lines(text))
+        widths_[c] = std::max(widths_[c], display_width(l));
     }
-    cells.push_back(std::move(r));
-  }
-  auto right = [&](std::size_t c) { return c < t.right_align.size() && t.right_align[c]; };
-
   std::string out;
   auto trim_line = [&out] {
     while (!out.empty() && out.back() == ' ')
@@ -115,45 +109,72 @@ std::string render(const text_table& t) {
   // Header, centered.
   for (std::size_t c = 0; c < ncols; ++c) {
     if (c > 0) out += "|";
-    auto w = display_width(t.headers[c]);
-    auto left = (widths[c] - w) / 2;
+    auto w = display_width(headers_[c]);
+    auto left = (widths_[c] - w) / 2;
     out += " ";
     pad(out, left);
-    out += t.headers[c];
-    pad(out, widths[c] - w - left);
+    out += headers_[c];
+    pad(out, widths_[c] - w - left);
     out += " ";
   }
   trim_line();
   for (std::size_t c = 0; c < ncols; ++c) {
     if (c > 0) out += "+";
-    out.append(widths[c] + 2, '-');
+    out.append(widths_[c] + 2, '-');
   }
   out.push_back('\n');
-  for (auto& r : cells) {
+  return out + rows(first);
+}
+
+std::string table_stream::rows(const std::vector<text_row>& more) {
+  const auto ncols = headers_.size();
+  auto right = [&](std::size_t c) { return c < right_align_.size() && right_align_[c]; };
+  std::string out;
+  auto trim_line = [&out] {
+    while (!out.empty() && out.back() == ' ')
+      out.pop_back();
+    out.push_back('\n');
+  };
+  for (auto& row : more) {
+    std::vector<std::vector<std::string>> r;
     std::size_t height = 1;
-    for (auto& lines : r)
-      height = std::max(height, lines.size());
+    for (std::size_t c = 0; c < ncols; ++c) {
+      std::string text = c < row.size() && row[c] ? sanitize(*row[c]) : std::string{};
+      r.push_back(split_lines(text));
+      height = std::max(height, r.back().size());
+    }
     for (std::size_t l = 0; l < height; ++l) {
       for (std::size_t c = 0; c < ncols; ++c) {
         if (c > 0) out += "|";
         const auto& lines = r[c];
         std::string text = l < lines.size() ? lines[l] : std::string{};
         auto w = display_width(text);
+        // A cell wider than the widths fixed at the start overflows its column.
+        auto fill = widths_[c] > w ? widths_[c] - w : 0;
         out += " ";
         if (right(c)) {
-          pad(out, widths[c] - w);
+          pad(out, fill);
           out += text;
         } else {
           out += text;
-          pad(out, widths[c] - w);
+          pad(out, fill);
         }
         out += l + 1 < lines.size() ? "+" : " ";
       }
       trim_line();
     }
   }
-  if (t.footer)
-    out += "(" + std::to_string(t.rows.size()) + (t.rows.size() == 1 ? " row)\n" : " rows)\n");
+  return out;
+}
+
+std::string table_stream::footer(std::uint64_t n) {
+  return "(" + std::to_string(n) + (n == 1 ? " row)\n" : " rows)\n");
+}
+
+std::string render(const text_table& t) {
+  table_stream s{t.headers, t.right_align};
+  auto out = s.begin(t.rows);
+  if (t.footer) out += table_stream::footer(t.rows.size());
   return out;
 }
 

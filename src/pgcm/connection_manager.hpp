@@ -3,6 +3,7 @@
 // The blocking facade: pgcm for code that is not actor-based.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,6 +55,14 @@ private:
   friend class connection_manager;
   std::shared_ptr<detail::facade_impl> owner_;
   std::shared_ptr<detail::subscription_entry> entry_;
+};
+
+/// How query_stream() runs.
+struct stream_options {
+  /// Rows per callback (only the last chunk may have fewer); 1 .. 1,000,000.
+  std::size_t chunk_rows = 1000;
+  /// The deadline of the whole stream, callbacks included; default query_timeout.
+  std::optional<milliseconds> timeout;
 };
 
 /// Manages PostgreSQL connections across the nodes of a replication cluster.
@@ -159,6 +168,23 @@ public:
                                             std::optional<milliseconds> timeout = std::nullopt) {
     return map_results<T>(query_healthy(sql, std::move(params), timeout));
   }
+
+  /// Runs `sql` on `node` and calls `on_rows` with consecutive chunks of its
+  /// rows (each a result_set of `opts.chunk_rows` rows, only the last may have
+  /// fewer; the last one also carries command() and affected_rows(); a
+  /// statement without rows gives one empty chunk with its columns and
+  /// command tag) as they arrive; returns the number of rows. Runs on a connection opened for
+  /// the stream and closed after it, in libpq's single-row mode: at most about
+  /// two chunks are held at a time, and a slow callback slows the reads from
+  /// the server (TCP back pressure) instead of buffering the result.
+  /// An exception from `on_rows` cancels the statement on the server and is
+  /// rethrown. Throws query_timeout when the deadline passes mid-stream (the
+  /// statement is cancelled), connection_failed when the node is lost, and
+  /// pool_exhausted when the node runs pool.max streams already.
+  std::uint64_t query_stream(const std::string& node, const std::string& sql,
+                             std::vector<param> params,
+                             const std::function<void(const result_set& rows)>& on_rows,
+                             stream_options opts = {});
 
   /// Calls `callback` for every event of type `type` from now on (may be
   /// called before initialize(), so no early event is missed).

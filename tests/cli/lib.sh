@@ -161,6 +161,21 @@ json_check() {
   fi
 }
 
+# jsonl_check NAME PYTHON_EXPR: stdout is JSON lines (pgcm query --json) and
+# EXPR is true over `L` (every line), `rows` (the row arrays, all nodes),
+# `cols` (the columns objects) and `ends` (the end objects, one per node).
+jsonl_check() {
+  if ! python3 -c "import json,sys
+L=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows=[x for x in L if isinstance(x, list)]
+cols=[x for x in L if isinstance(x, dict) and 'columns' in x]
+ends=[x for x in L if isinstance(x, dict) and 'success' in x]
+sys.exit(0 if ($2) else 1)" "$WORK/$1.out"; then
+    fail "$1: JSON lines check failed: $2"
+    head -c 2000 "$WORK/$1.out" >&2; echo >&2
+  fi
+}
+
 finish() {
   if [[ $FAILS -ne 0 ]]; then
     echo "$FAILS check(s) failed" >&2

@@ -17,7 +17,7 @@ wait_active() {
   for (( i = 0; i < 100; i++ )); do
     "$PGCM" --config "$CONFIG" query --node node0 --json "$(active_sql "$1")" \
       > "$WORK/active.json" 2>/dev/null
-    python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))['results'][0]['rows'][0][0] >= 1 else 1)" \
+    python3 -c "import json,sys; sys.exit(0 if json.loads(open(sys.argv[1]).readlines()[1])[0] >= 1 else 1)" \
       "$WORK/active.json" 2>/dev/null && return 0
     sleep 0.1
   done
@@ -42,7 +42,7 @@ grep -Eq 'interrupted|shutting_down|cancel|query_timeout' "$WORK/g.out" "$WORK/g
 # The statement no longer runs on the server.
 sleep 0.5
 run left 0 "$PGCM" --config "$CONFIG" query --node node0 --json "$(active_sql "$tag")"
-json_check left "d['results'][0]['rows'][0][0] == 0"
+jsonl_check left "rows == [[0]]"
 
 # A second signal exits at once, even with a long shutdown_timeout.
 write_config "$WORK/slow.conf" 'shutdown_timeout="30s"'

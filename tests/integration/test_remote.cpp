@@ -233,6 +233,42 @@ BOOST_AUTO_TEST_CASE(a_remote_client_destroys_its_actor_system) {
   BOOST_CHECK_MESSAGE(log_capture::system_destroyed(), log_capture::text().str());
 }
 
+BOOST_AUTO_TEST_CASE(streams_cross_the_wire_with_credits) {
+  server_process server{{"127.0.0.1", "0"}};
+  BOOST_REQUIRE(server.port() != 0);
+  connection_manager client{local(server.port()), test::fast_options()};
+  stream_options opts;
+  opts.chunk_rows = 1000;
+  std::vector<std::size_t> sizes;
+  std::int64_t next = 1;
+  auto n = client.query_stream(
+      "node1", "SELECT g FROM generate_series(1, 25500) g", {},
+      [&](const result_set& rows) {
+        sizes.push_back(rows.size());
+        for (auto r : rows)
+          BOOST_REQUIRE_EQUAL(r.get<std::int64_t>(0), next++);
+      },
+      opts);
+  BOOST_CHECK_EQUAL(n, 25'500u);
+  BOOST_REQUIRE_EQUAL(sizes.size(), 26u);
+  BOOST_CHECK_EQUAL(sizes.back(), 500u);
+  // A throwing callback cancels the remote stream; the client goes on.
+  BOOST_CHECK_THROW(client.query_stream("node0", "SELECT generate_series(1, 100000000)", {},
+                                        [](const result_set&) { throw std::runtime_error{"x"}; }),
+                    std::runtime_error);
+  BOOST_CHECK_EQUAL(client.query("node0", "SELECT 3")[0].get<int>(0), 3);
+  // The server killed mid-stream: a clear error at once, no hang.
+  auto start = std::chrono::steady_clock::now();
+  try {
+    client.query_stream("node0", "SELECT generate_series(1, 100000000)", {},
+                        [&](const result_set&) { server.kill_hard(); });
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK_MESSAGE(e.code() == errc::remote_disconnected, e.what());
+  }
+  BOOST_CHECK_LT(test::ms_since(start), 10'000);
+}
+
 BOOST_AUTO_TEST_CASE(many_threads_calling_while_a_remote_client_shuts_down) {
   server_process server{{"127.0.0.1", "0"}};
   BOOST_REQUIRE(server.port() != 0);

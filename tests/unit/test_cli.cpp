@@ -132,6 +132,19 @@ BOOST_AUTO_TEST_CASE(psql_like_tables) {
                       "x") == "\\u009bx"); // C1 CSI
 }
 
+BOOST_AUTO_TEST_CASE(streamed_tables_keep_the_widths_of_the_first_rows) {
+  table_stream t{{"id", "name"}, {true, false}};
+  BOOST_TEST(t.begin({{std::string{"1"}, std::string{"alice"}}}) == " id | name\n"
+                                                                    "----+-------\n"
+                                                                    "  1 | alice\n");
+  // Later rows keep those widths; a wider cell overflows its column.
+  BOOST_TEST(t.rows({{std::string{"22"}, std::nullopt},
+                     {std::string{"12345"}, std::string{"bob"}}}) == " 22 |\n"
+                                                                     " 12345 | bob\n");
+  BOOST_TEST(table_stream::footer(1) == "(1 row)\n");
+  BOOST_TEST(table_stream::footer(2000000) == "(2000000 rows)\n");
+}
+
 BOOST_AUTO_TEST_CASE(json_output) {
   json_writer j;
   j.begin_object()
