@@ -42,6 +42,7 @@
 namespace pgcm::detail {
 class reactor;
 struct conn_params;
+struct lease_pool;
 } // namespace pgcm::detail
 
 namespace pgcm {
@@ -55,6 +56,9 @@ namespace pgcm {
 struct worker_counters {
   std::atomic<std::int64_t> answered{0};
   std::atomic<bool> report_answers{false};
+  /// 1 while a facade caller holds the worker's connection (src/lease.hpp):
+  /// in flight for the supervisor, with no message.
+  std::atomic<std::int64_t> leased{0};
 };
 
 struct worker_config {
@@ -72,6 +76,9 @@ struct worker_config {
   node_query_actor retry_to;
   /// May be null: then every batch of answers is reported.
   std::shared_ptr<worker_counters> counters;
+  /// May be null: then the connection is never leased. Else, while idle and
+  /// the pool is in use, the worker parks its connection there (lease.hpp).
+  std::shared_ptr<detail::lease_pool> leases;
 };
 
 connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_owner_actor owner,

@@ -16,6 +16,7 @@
 
 #include "core_actor.hpp"
 #include "health_tracker.hpp"
+#include "lease.hpp"
 #include "log.hpp"
 #include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
@@ -75,6 +76,9 @@ struct supervisor_data {
   manager_actor manager;
   std::shared_ptr<detail::reactor> io;
   std::shared_ptr<const detail::conn_params> params;
+  /// Idle connections for facade callers to lease (src/lease.hpp).
+  std::shared_ptr<detail::lease_pool> leases;
+  const caf::actor_control_block* lease_key = nullptr;
 
   supervisor_shell shell;
   std::optional<policy_type> pool; // set when the behavior starts
@@ -101,6 +105,10 @@ struct supervisor_data {
   detail::steady_clock_fn clock = &steady_now_ns;
 
   ~supervisor_data() {
+    if (leases) {
+      leases->close(steady_now_ns());
+      detail::unregister_lease_pool(lease_key);
+    }
     if (pool)
       pool->for_each_waiting([this](pending_query& q) {
         if (q.rp.pending())
@@ -170,6 +178,7 @@ connection_worker_actor supervisor_shell::spawn(std::uint32_t id,
   wc.statement_cache = st.cfg.pool.statement_cache;
   wc.retry_to = self;
   wc.counters = std::move(counters);
+  wc.leases = st.leases;
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
   // Linked too: a supervisor that dies abnormally takes its workers (and
@@ -264,10 +273,8 @@ void supervisor_shell::connect_failed(const std::string& error, int attempt,
 
 // -- events ---------------------------------------------------------------------
 
-void on_report(self_ptr self, const worker_report& r) {
-  auto& st = self->state;
-  auto& pool = *st.pool;
-  auto& stats = pool.stats();
+/// Adds a report's counts to the stats.
+void add_counts(pool_stats& stats, const worker_report& r) {
   stats.queries_ok += r.ok;
   stats.queries_failed += r.failed;
   stats.queries_timed_out += r.timed_out;
@@ -280,6 +287,18 @@ void on_report(self_ptr self, const worker_report& r) {
   stats.name += at_most;
   PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
 #undef PGCM_X
+}
+
+/// The counts of queries run on leased connections since the last look.
+void add_leased_counts(supervisor_data& st) {
+  if (st.leases) add_counts(st.pool->stats(), st.leases->take_counts());
+}
+
+void on_report(self_ptr self, const worker_report& r) {
+  auto& st = self->state;
+  auto& pool = *st.pool;
+  add_counts(pool.stats(), r);
+  add_leased_counts(st);
   if (!pool.knows(r.worker_id)) return;
   auto now = st.clock();
   switch (r.state) {
@@ -438,6 +457,11 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
   limits.dns_ttl = dns_ttl;
   st.pool.emplace(st.shell, limits, !is_literal_address(st.cfg.host), std::random_device{}());
   st.pool->stats().node_id = st.node_id;
+  st.leases = std::make_shared<detail::lease_pool>();
+  st.leases->node_id = st.node_id;
+  st.leases->supervisor = caf::actor_cast<caf::weak_actor_ptr>(self);
+  st.lease_key = self->ctrl();
+  detail::register_lease_pool(st.lease_key, st.leases);
   self->set_exit_handler([](const caf::exit_msg&) {
     // Linked probe and worker exits are handled through down messages; never die of them.
   });
@@ -477,6 +501,9 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
           return rp;
         }
         st.stop_rp = rp;
+        // Nothing is leased any more; a lessee still running at the workers'
+        // deadline cancels its statement and answers shutting_down.
+        st.leases->close(steady_now_ns() + grace.count());
         // Half a second beyond the workers' own grace: they answer first.
         st.pool->on_stop(st.clock() + grace.count() + 500'000'000);
         if (st.probe) {
@@ -494,10 +521,19 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       },
       [=](caf::get_atom) -> node_info {
         auto& st = self->state;
+        add_leased_counts(st);
         return node_info{st.node_id, redacted(st.cfg), st.health.status(),
                          st.pool->refreshed_stats()};
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
+      [=](lease_atom, std::int32_t, const std::string&) {
+        // Queries ran on leased connections: count them; a connection came
+        // back while requests wait here.
+        auto& st = self->state;
+        add_leased_counts(st);
+        if (!st.pool->stopping()) st.pool->on_capacity(st.clock());
+        stats_changed(self);
+      },
       [=](probe_atom, const probe_result& r) { on_probe(self, r); },
       [=](resolved_atom, std::uint64_t gen, const std::string& addr, const std::string& err) {
         auto& st = self->state;

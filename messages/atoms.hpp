@@ -35,5 +35,7 @@ using stop_atom = caf::atom_constant<caf::atom("pgcm_stop")>;
 using publish_atom = caf::atom_constant<caf::atom("pgcm_pub")>;
 using resolved_atom = caf::atom_constant<caf::atom("pgcm_dns")>;
 using route_atom = caf::atom_constant<caf::atom("pgcm_route")>;
+/// A leased connection comes back to its worker, or leased queries were counted (supervisor).
+using lease_atom = caf::atom_constant<caf::atom("pgcm_lease")>;
 
 } // namespace pgcm

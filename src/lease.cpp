@@ -1,0 +1,385 @@
+#include "lease.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <unordered_map>
+
+#include <poll.h>
+
+#include <caf/send.hpp>
+
+#include "assert.hpp"
+#include "node_error.hpp"
+#include "pgcm/actors/connection_worker.hpp"
+#include "pgcm/messages/error.hpp"
+#include "pq_connection.hpp"
+#include "reactor.hpp"
+
+namespace pgcm::detail {
+
+using namespace std::chrono;
+
+namespace {
+std::atomic<std::uint64_t> taken_total{0};
+} // namespace
+
+std::uint64_t leases_taken() {
+  return taken_total.load();
+}
+
+// -- the pool -------------------------------------------------------------------
+
+bool lease_pool::park(const std::shared_ptr<lease_slot>& s) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  PGCM_ASSERT(s->at.load() == lease_slot::worker, "I6: only the worker holding it parks it");
+  if (closed.load()) return false;
+  s->wanted = false;
+  s->at.store(lease_slot::parked);
+  idle_.push_back(s);
+  return true;
+}
+
+bool lease_pool::reclaim(lease_slot& s) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  switch (s.at.load()) {
+  case lease_slot::worker:
+    return true;
+  case lease_slot::parked:
+    idle_.erase(std::find_if(idle_.begin(), idle_.end(),
+                             [&](const std::shared_ptr<lease_slot>& x) { return x.get() == &s; }));
+    s.at.store(lease_slot::worker);
+    return true;
+  default:
+    s.wanted = true;
+    return false;
+  }
+}
+
+void lease_pool::orphan(lease_slot& s) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (s.at.load() == lease_slot::parked) {
+    idle_.erase(std::find_if(idle_.begin(), idle_.end(),
+                             [&](const std::shared_ptr<lease_slot>& x) { return x.get() == &s; }));
+    s.at.store(lease_slot::worker);
+  }
+  s.orphaned = true;
+}
+
+std::shared_ptr<lease_slot> lease_pool::take() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (idle_.empty() || closed.load()) return nullptr;
+  // The most recently parked one: its session is the warmest.
+  auto s = std::move(idle_.back());
+  idle_.pop_back();
+  s->at.store(lease_slot::leased);
+  s->holder.store(std::this_thread::get_id());
+  // Counted in flight before anyone can see it gone from the idle list.
+  s->counters->leased.fetch_add(1);
+  taken_total.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+void lease_pool::give_back(std::shared_ptr<lease_slot> s, lease_return how, const std::string& why,
+                           const worker_report& counts) {
+  PGCM_ASSERT(s->at.load() == lease_slot::leased && s->holder.load() == std::this_thread::get_id(),
+              "I6: a lease is given back by the thread holding it");
+  bool by_message = false;
+  bool drop = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    s->holder.store(std::thread::id{});
+    if (counts.answers_timed + counts.retried + counts.failed + counts.ok + counts.timed_out > 0) {
+      counts_.ok += counts.ok;
+      counts_.failed += counts.failed;
+      counts_.timed_out += counts.timed_out;
+      counts_.retried += counts.retried;
+      counts_.answers_timed += counts.answers_timed;
+      counts_.answers_duration_us += counts.answers_duration_us;
+#define PGCM_X(name, bound_us) counts_.name += counts.name;
+      PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
+#undef PGCM_X
+      has_counts_ = true;
+    }
+    if (s->orphaned) {
+      s->at.store(lease_slot::worker);
+      drop = true; // its worker is gone: the last owner (us) closes it
+    } else if (how != lease_return::ok || s->wanted || closed.load()) {
+      // The worker takes it back: it has requests for it, the pool stops,
+      // or something is wrong with it.
+      s->wanted = false;
+      s->at.store(lease_slot::worker);
+      by_message = true;
+    } else {
+      s->at.store(lease_slot::parked);
+      idle_.push_back(s);
+    }
+    s->counters->leased.fetch_sub(1);
+  }
+  if (by_message) {
+    // A worker gone meanwhile orphans the slot in its destructor; the
+    // message is then dropped and the connection closes with its last owner.
+    if (auto worker = s->owner.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(worker), lease_atom::value,
+                     static_cast<std::int32_t>(how), why);
+  }
+  if (drop) {
+    s->conn.reset();
+    return;
+  }
+  // The supervisor hears of leased queries at most every 250 ms (stats).
+  auto now = steady_now_ns();
+  auto last = last_notify_ns.load();
+  bool waiting = s->counters->report_answers.load(); // the supervisor has requests queued
+  if ((waiting || now - last >= 250'000'000) && last_notify_ns.compare_exchange_strong(last, now))
+    if (auto sup = supervisor.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(sup), lease_atom::value, std::int32_t{0},
+                     std::string{});
+}
+
+void lease_pool::close(std::int64_t stop_deadline) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  stop_deadline_ns.store(stop_deadline);
+  closed.store(true);
+}
+
+worker_report lease_pool::take_counts() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  worker_report out;
+  if (has_counts_) {
+    out = counts_;
+    counts_ = worker_report{};
+    has_counts_ = false;
+  }
+  return out;
+}
+
+std::size_t lease_pool::parked() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return idle_.size();
+}
+
+// -- the registry ---------------------------------------------------------------
+
+namespace {
+
+std::mutex registry_mtx;
+std::unordered_map<const caf::actor_control_block*, std::weak_ptr<lease_pool>>& registry() {
+  static std::unordered_map<const caf::actor_control_block*, std::weak_ptr<lease_pool>> r;
+  return r;
+}
+
+} // namespace
+
+std::shared_ptr<lease_pool> find_lease_pool(const caf::actor_control_block* sup) {
+  std::lock_guard<std::mutex> guard{registry_mtx};
+  auto it = registry().find(sup);
+  return it == registry().end() ? nullptr : it->second.lock();
+}
+
+void register_lease_pool(const caf::actor_control_block* sup, std::shared_ptr<lease_pool> p) {
+  std::lock_guard<std::mutex> guard{registry_mtx};
+  registry()[sup] = std::move(p);
+}
+
+void unregister_lease_pool(const caf::actor_control_block* sup) {
+  std::lock_guard<std::mutex> guard{registry_mtx};
+  registry().erase(sup);
+}
+
+// -- running a query on a lease ---------------------------------------------------
+
+void observe_duration(worker_report& r, std::int64_t start_ns, std::int64_t now_ns) {
+  auto us = std::max<std::int64_t>(0, (now_ns - start_ns) / 1000);
+  ++r.answers_timed;
+  r.answers_duration_us += us;
+#define PGCM_X(name, bound_us)                                                                     \
+  if (us <= (bound_us)) {                                                                          \
+    ++r.name;                                                                                      \
+  } else
+  PGCM_QUERY_DURATION_BUCKETS(PGCM_X) {}
+#undef PGCM_X
+}
+
+namespace {
+
+/// A slice of waiting: a lessee looks at the pool's stop deadline this often
+/// while its statement runs (only long statements see it).
+constexpr std::int64_t stop_check_ns = 100'000'000;
+
+bool ended_session(const pq_connection& c, const pq_outcome& o) {
+  return c.server_ended_session() || (o.fatal && o.sqlstate.rfind("57P0", 0) == 0);
+}
+
+std::string timeout_text(const lease_pool& pool, const query_job& job) {
+  return node_message(pool.node_id, "query timeout (deadline of " + std::to_string(job.timeout_ms) +
+                                        " ms passed)");
+}
+
+} // namespace
+
+lease_outcome run_leased(lease_pool& pool, query_job& job) {
+  lease_outcome out;
+  // A few connections at most: one found closed by the server, one retry.
+  for (int tries = 0; tries < 4; ++tries) {
+    auto s = pool.take();
+    if (!s) return out;
+    auto& conn = *s->conn;
+    worker_report counts;
+    int fd = conn.socket();
+    if (fd < 0) {
+      pool.give_back(std::move(s), lease_return::broken, "connection has no socket", counts);
+      continue;
+    }
+    {
+      // Readable while idle: the server ended the session (or sent a
+      // notice): its worker reads it and fails or parks it again.
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) != 0) {
+        pool.give_back(std::move(s), lease_return::check, {}, counts);
+        continue;
+      }
+    }
+    std::string err;
+    if (!conn.send(job.sql, job.params, err)) {
+      pool.give_back(std::move(s), lease_return::broken, err, counts); // nothing reached the server
+      continue;
+    }
+    int flushing = conn.flush();
+    std::vector<pq_outcome> done;
+    bool broken = flushing < 0;
+    std::string broken_why = broken ? conn.last_error() : std::string{};
+    bool cancelled = false;
+    bool stopped = false;
+    std::int64_t cancel_until = 0;
+    while (!broken && done.empty()) {
+      auto now = steady_now_ns();
+      auto stop_at = pool.stop_deadline_ns.load();
+      if (!cancelled && (now >= job.deadline_ns || (stop_at != 0 && now >= stop_at))) {
+        // Out of time (or the pool stops): cancel on the server, wait for
+        // the statement to end, at most the cancel grace.
+        stopped = now < job.deadline_ns;
+        cancelled = true;
+        s->last_cancel_ns = now;
+        cancel_until = now + duration_cast<nanoseconds>(pool.cancel_grace).count();
+        if (!reactor::cancel_async(conn.make_cancel())) {
+          broken = true;
+          broken_why = "could not send a cancel request";
+          break;
+        }
+      }
+      if (cancelled && now >= cancel_until) {
+        broken = true;
+        broken_why = "statement did not stop after cancel";
+        break;
+      }
+      std::int64_t until = cancelled ? cancel_until : job.deadline_ns;
+      if (stop_at == 0 && !cancelled)
+        until = std::min(until, now + stop_check_ns);
+      else if (!cancelled)
+        until = std::min(until, stop_at);
+      auto wait_ms = std::max<std::int64_t>(0, (until - now + 999'999) / 1'000'000);
+      pollfd p{fd, static_cast<short>(POLLIN | (flushing == 1 ? POLLOUT : 0)), 0};
+      int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(wait_ms, 1 << 30)));
+      if (n < 0 && errno != EINTR) {
+        broken = true;
+        broken_why = "poll failed";
+        break;
+      }
+      if (n <= 0) continue;
+      if ((p.revents & POLLOUT) != 0) {
+        flushing = conn.flush();
+        if (flushing < 0) {
+          broken = true;
+          broken_why = conn.last_error();
+          break;
+        }
+      }
+      if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        if (!conn.consume(err)) {
+          broken = true;
+          broken_why = err;
+          break;
+        }
+        if (!conn.read_results(done)) {
+          broken = true;
+          broken_why = conn.last_error();
+          break;
+        }
+      }
+    }
+    auto now = steady_now_ns();
+    observe_duration(counts, job.start_ns, now);
+    if (cancelled) {
+      // The statement ended (or not within the grace): the caller hears
+      // timeout (or shutting_down); the connection is reusable if it ended.
+      if (stopped) {
+        ++counts.failed;
+        out.error = node_error(errc::shutting_down, pool.node_id,
+                               "query cancelled: shutdown deadline passed");
+      } else {
+        ++counts.timed_out;
+        out.error = make_error(errc::query_timeout, timeout_text(pool, job));
+      }
+      bool ended = !done.empty() && ended_session(conn, done.front());
+      auto how = broken || ended ? lease_return::broken : lease_return::ok;
+      if (how == lease_return::ok && !conn.idle_in_session()) how = lease_return::retire;
+      pool.give_back(std::move(s), how, broken ? broken_why : "the server ended the session",
+                     counts);
+      out.kind = lease_outcome::answered;
+      return out;
+    }
+    if (broken || done.empty()) {
+      // The statement was sent: it may have run. Only a session the server
+      // said it ended is certain not to have run it.
+      bool retry = conn.server_ended_session() && job.attempt == 0;
+      auto why = broken_why.empty() ? std::string{"connection lost"} : broken_why;
+      if (retry) {
+        worker_report r;
+        r.retried = 1;
+        pool.give_back(std::move(s), lease_return::broken, why, r);
+        job.attempt = 1;
+        continue;
+      }
+      ++counts.failed;
+      pool.give_back(std::move(s), lease_return::broken, why, counts);
+      out.kind = lease_outcome::answered;
+      out.error = node_error(errc::connection_failed, pool.node_id, "connection lost", why);
+      return out;
+    }
+    auto& o = done.front();
+    bool ended = ended_session(conn, o);
+    bool retryable = job.attempt == 0 && job.deadline_ns > now &&
+                     (o.stale_statement || (o.fatal && o.sqlstate.rfind("57P0", 0) == 0) ||
+                      (o.sqlstate == "57014" && s->last_cancel_ns != 0 &&
+                       now - s->last_cancel_ns < duration_cast<nanoseconds>(seconds{2}).count()));
+    auto how = ended || o.fatal ? lease_return::broken : lease_return::ok;
+    if (how == lease_return::ok && !conn.idle_in_session()) how = lease_return::retire;
+    std::string why = how == lease_return::broken
+                          ? (ended ? "the server ended the session" : o.error)
+                          : std::string{};
+    if (retryable) {
+      worker_report r;
+      r.retried = 1;
+      pool.give_back(std::move(s), how, why, r);
+      job.attempt = 1;
+      continue;
+    }
+    out.kind = lease_outcome::answered;
+    if (o.ok) {
+      ++counts.ok;
+      o.result.set_node_id(pool.node_id);
+      out.result = std::move(o.result);
+    } else {
+      ++counts.failed;
+      auto code = o.fatal ? errc::connection_failed : errc::query_failed;
+      auto what = o.fatal ? "connection lost: " : "query failed: ";
+      out.error = make_error(code, node_message(pool.node_id, what) + o.error, o.sqlstate);
+    }
+    pool.give_back(std::move(s), how, why, counts);
+    return out;
+  }
+  return out;
+}
+
+} // namespace pgcm::detail
