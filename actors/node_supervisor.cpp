@@ -294,6 +294,17 @@ void add_leased_counts(supervisor_data& st) {
   if (st.leases) add_counts(st.pool->stats(), st.leases->take_counts());
 }
 
+/// Whether every connection the pool may have is open and ready: callers
+/// finding none idle then wait in the lease pool for one to come back.
+void update_full(supervisor_data& st) {
+  if (!st.leases) return;
+  int ready = 0;
+  for (auto& w : st.pool->workers())
+    if (w.state == detail::conn_state::ready) ++ready;
+  bool full = !st.pool->stopping() && ready >= st.cfg.pool.max;
+  if (full != st.leases->full.load()) st.leases->set_full(full);
+}
+
 void on_report(self_ptr self, const worker_report& r) {
   auto& st = self->state;
   auto& pool = *st.pool;
@@ -318,6 +329,7 @@ void on_report(self_ptr self, const worker_report& r) {
     pool.on_answers(now, r.worker_id);
     break;
   }
+  update_full(st);
   stats_changed(self);
 }
 
@@ -470,6 +482,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
     for (auto& w : pool.workers())
       if (w.worker.address() == dm.source) {
         pool.on_gone(self->state.clock(), w.id, true, "connection worker terminated unexpectedly");
+        update_full(self->state);
         stats_changed(self);
         return;
       }
@@ -522,8 +535,9 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       [=](caf::get_atom) -> node_info {
         auto& st = self->state;
         add_leased_counts(st);
-        return node_info{st.node_id, redacted(st.cfg), st.health.status(),
-                         st.pool->refreshed_stats()};
+        auto stats = st.pool->refreshed_stats();
+        stats.waiting_requests += st.leases->waiting(); // callers waiting for a lease
+        return node_info{st.node_id, redacted(st.cfg), st.health.status(), stats};
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
       [=](lease_atom, std::int32_t, const std::string&) {

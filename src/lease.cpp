@@ -35,8 +35,27 @@ bool lease_pool::park(const std::shared_ptr<lease_slot>& s) {
   PGCM_ASSERT(s->at.load() == lease_slot::worker, "I6: only the worker holding it parks it");
   if (closed.load()) return false;
   s->wanted = false;
+  if (hand_over(s)) return true;
   s->at.store(lease_slot::parked);
   idle_.push_back(s);
+  return true;
+}
+
+/// How long a waiting caller lets returners keep their connection (no
+/// wake-up per query) before one is handed to it.
+constexpr std::int64_t handoff_after_ns = 1'000'000;
+
+bool lease_pool::hand_over(const std::shared_ptr<lease_slot>& s) {
+  if (waiters_.empty()) return false;
+  ++leased_now_;
+  auto* w = waiters_.front();
+  waiters_.pop_front();
+  s->at.store(lease_slot::leased);
+  s->holder.store(w->thread);
+  s->counters->leased.fetch_add(1);
+  taken_total.fetch_add(1, std::memory_order_relaxed);
+  w->got = s;
+  w->cv.notify_one();
   return true;
 }
 
@@ -66,9 +85,29 @@ void lease_pool::orphan(lease_slot& s) {
   s.orphaned = true;
 }
 
-std::shared_ptr<lease_slot> lease_pool::take() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (idle_.empty() || closed.load()) return nullptr;
+std::shared_ptr<lease_slot> lease_pool::take(std::int64_t wait_until) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  if (closed.load()) return nullptr;
+  if (idle_.empty()) {
+    auto now = steady_now_ns();
+    if (wait_until == 0 || !full.load() || leased_now_ == 0 || wait_until <= now) return nullptr;
+    waiter me;
+    me.thread = std::this_thread::get_id();
+    me.since_ns = now;
+    waiters_.push_back(&me);
+    while (!me.got && !closed.load() && full.load() && leased_now_ > 0 && idle_.empty()) {
+      // Until the deadline, looking at the idle list once the handoff delay passed.
+      auto wake = now < me.since_ns + handoff_after_ns
+                      ? std::min(wait_until, me.since_ns + handoff_after_ns)
+                      : wait_until;
+      me.cv.wait_until(guard, steady_clock::time_point{nanoseconds{wake}});
+      now = steady_now_ns();
+      if (now >= wait_until) break;
+    }
+    if (me.got) return std::move(me.got);
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &me));
+    if (idle_.empty() || closed.load()) return nullptr;
+  }
   // The most recently parked one: its session is the warmest.
   auto s = std::move(idle_.back());
   idle_.pop_back();
@@ -76,6 +115,7 @@ std::shared_ptr<lease_slot> lease_pool::take() {
   s->holder.store(std::this_thread::get_id());
   // Counted in flight before anyone can see it gone from the idle list.
   s->counters->leased.fetch_add(1);
+  ++leased_now_;
   taken_total.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
@@ -110,11 +150,18 @@ void lease_pool::give_back(std::shared_ptr<lease_slot> s, lease_return how, cons
       s->wanted = false;
       s->at.store(lease_slot::worker);
       by_message = true;
-    } else {
+    } else if (waiters_.empty() ||
+               steady_now_ns() - waiters_.front()->since_ns < handoff_after_ns || !hand_over(s)) {
       s->at.store(lease_slot::parked);
       idle_.push_back(s);
     }
     s->counters->leased.fetch_sub(1);
+    --leased_now_;
+    // Waiters wait only for leased connections: none left, they go to the
+    // supervisor.
+    if (leased_now_ == 0)
+      for (auto* w : waiters_)
+        w->cv.notify_one();
   }
   if (by_message) {
     // A worker gone meanwhile orphans the slot in its destructor; the
@@ -141,6 +188,21 @@ void lease_pool::close(std::int64_t stop_deadline) {
   std::lock_guard<std::mutex> guard{mtx_};
   stop_deadline_ns.store(stop_deadline);
   closed.store(true);
+  for (auto* w : waiters_)
+    w->cv.notify_one();
+}
+
+void lease_pool::set_full(bool value) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  full.store(value);
+  if (!value)
+    for (auto* w : waiters_)
+      w->cv.notify_one(); // the pool may grow: ask the supervisor instead
+}
+
+std::int64_t lease_pool::waiting() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return static_cast<std::int64_t>(waiters_.size());
 }
 
 worker_report lease_pool::take_counts() {
@@ -222,7 +284,7 @@ lease_outcome run_leased(lease_pool& pool, query_job& job) {
   lease_outcome out;
   // A few connections at most: one found closed by the server, one retry.
   for (int tries = 0; tries < 4; ++tries) {
-    auto s = pool.take();
+    auto s = pool.take(job.deadline_ns);
     if (!s) return out;
     auto& conn = *s->conn;
     worker_report counts;

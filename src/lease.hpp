@@ -18,7 +18,9 @@
 // the last owner closes it.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,6 +86,13 @@ struct lease_pool {
   /// more; a lessee past `stop_deadline_ns` (steady ns, 0: none) cancels its
   /// statement and answers shutting_down.
   std::atomic<bool> closed{false};
+  /// Set by the supervisor while every connection the pool may have is open
+  /// and ready: a caller finding none idle then waits here for one to come
+  /// back instead of pipelining behind a leased one. A returner keeps
+  /// going on its own connection (no wake-up) unless the first waiter has
+  /// waited `handoff_after` already: then it is handed over directly (in
+  /// arrival order). Nobody waits while no connection is leased.
+  std::atomic<bool> full{false};
   std::atomic<std::int64_t> stop_deadline_ns{0};
 
   /// The supervisor (stats notifications from lessees).
@@ -103,8 +112,10 @@ struct lease_pool {
 
   // -- the lessee's side --------------------------------------------------
 
-  /// An idle connection, now held by this thread, or null.
-  std::shared_ptr<lease_slot> take();
+  /// An idle connection, now held by this thread, or null. With `wait_until`
+  /// (steady ns, 0: no waiting) and the pool full, waits for one that comes
+  /// back, at most until then.
+  std::shared_ptr<lease_slot> take(std::int64_t wait_until = 0);
   /// Hands `s` back, counting one answer in `counts` (added to the stats).
   void give_back(std::shared_ptr<lease_slot> s, lease_return how, const std::string& why,
                  const worker_report& counts);
@@ -112,12 +123,28 @@ struct lease_pool {
   // -- the supervisor's side ------------------------------------------------
 
   void close(std::int64_t stop_deadline);
+  /// Sets `full` (waiters go to the supervisor when it is cleared).
+  void set_full(bool value);
   /// The counts of leased queries since the last call.
   worker_report take_counts();
   std::size_t parked() const;
+  /// Callers waiting for a connection to come back (waiting_requests).
+  std::int64_t waiting() const;
 
 private:
+  struct waiter {
+    std::condition_variable cv;
+    std::thread::id thread;
+    std::int64_t since_ns = 0;
+    std::shared_ptr<lease_slot> got;
+  };
+  /// Hands `s` (held by nobody) to the first waiter; false if none waits.
+  /// Called with mtx_ held.
+  bool hand_over(const std::shared_ptr<lease_slot>& s);
+
   mutable std::mutex mtx_;
+  std::deque<waiter*> waiters_;
+  int leased_now_ = 0; // connections held by callers (they come back)
   std::vector<std::shared_ptr<lease_slot>> idle_;
   worker_report counts_;
   bool has_counts_ = false;
