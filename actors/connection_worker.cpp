@@ -751,6 +751,18 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         auto kind = static_cast<detail::lease_return>(how);
         if (kind == detail::lease_return::broken)
           return fail_connection(self, why.empty() ? std::string{"connection lost"} : why, true);
+        if (kind == detail::lease_return::cancelled) {
+          // The lessee answered at its deadline and sent a cancel: read the
+          // statement's end here, or drop the connection after the grace.
+          inflight f;
+          f.abandoned = true;
+          f.job.start_ns = steady_now_ns();
+          st.queue.push_back(std::move(f));
+          st.cancel_sent_ns = st.last_cancel_ns = steady_now_ns();
+          st.slot->last_cancel_ns = st.last_cancel_ns; // a late cancel may hit a lessee's statement
+          schedule(self,
+                   st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
+        }
         if (kind == detail::lease_return::check && !check_idle(self)) return;
         if (kind == detail::lease_return::retire && st.state == phase::ready) {
           log::info("node {}: connection {} left in a transaction; discarding it", st.cfg.node_id,
@@ -764,6 +776,7 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
           st.deferred.clear();
           send_report(self);
           close_when_idle(self);
+          if (!st.finished() && !st.watching) arm(self, false);
           return;
         }
         auto waiting = std::move(st.deferred);

@@ -313,32 +313,24 @@ lease_outcome run_leased(lease_pool& pool, query_job& job) {
     std::string broken_why = broken ? conn.last_error() : std::string{};
     bool cancelled = false;
     bool stopped = false;
-    std::int64_t cancel_until = 0;
     while (!broken && done.empty()) {
       auto now = steady_now_ns();
       auto stop_at = pool.stop_deadline_ns.load();
-      if (!cancelled && (now >= job.deadline_ns || (stop_at != 0 && now >= stop_at))) {
-        // Out of time (or the pool stops): cancel on the server, wait for
-        // the statement to end, at most the cancel grace.
+      if (now >= job.deadline_ns || (stop_at != 0 && now >= stop_at)) {
+        // Out of time (or the pool stops): cancel on the server and answer
+        // now; the worker reads the statement's end (threading.md I7).
         stopped = now < job.deadline_ns;
         cancelled = true;
-        s->last_cancel_ns = now;
-        cancel_until = now + duration_cast<nanoseconds>(pool.cancel_grace).count();
         if (!reactor::cancel_async(conn.make_cancel())) {
           broken = true;
           broken_why = "could not send a cancel request";
-          break;
         }
-      }
-      if (cancelled && now >= cancel_until) {
-        broken = true;
-        broken_why = "statement did not stop after cancel";
         break;
       }
-      std::int64_t until = cancelled ? cancel_until : job.deadline_ns;
-      if (stop_at == 0 && !cancelled)
+      std::int64_t until = job.deadline_ns;
+      if (stop_at == 0)
         until = std::min(until, now + stop_check_ns);
-      else if (!cancelled)
+      else
         until = std::min(until, stop_at);
       auto wait_ms = std::max<std::int64_t>(0, (until - now + 999'999) / 1'000'000);
       pollfd p{fd, static_cast<short>(POLLIN | (flushing == 1 ? POLLOUT : 0)), 0};
@@ -373,22 +365,17 @@ lease_outcome run_leased(lease_pool& pool, query_job& job) {
     auto now = steady_now_ns();
     observe_duration(counts, job.start_ns, now);
     if (cancelled) {
-      // The statement ended (or not within the grace): the caller hears
-      // timeout (or shutting_down); the connection is reusable if it ended.
+      out.kind = lease_outcome::answered;
       if (stopped) {
         ++counts.failed;
         out.error = node_error(errc::shutting_down, pool.node_id,
                                "query cancelled: shutdown deadline passed");
       } else {
-        ++counts.timed_out;
+        // Counted as timed out by the worker when the statement ends.
         out.error = make_error(errc::query_timeout, timeout_text(pool, job));
       }
-      bool ended = !done.empty() && ended_session(conn, done.front());
-      auto how = broken || ended ? lease_return::broken : lease_return::ok;
-      if (how == lease_return::ok && !conn.idle_in_session()) how = lease_return::retire;
-      pool.give_back(std::move(s), how, broken ? broken_why : "the server ended the session",
-                     counts);
-      out.kind = lease_outcome::answered;
+      pool.give_back(std::move(s), broken ? lease_return::broken : lease_return::cancelled,
+                     broken_why, counts);
       return out;
     }
     if (broken || done.empty()) {

@@ -50,6 +50,10 @@ enum class lease_return : std::int32_t {
   check = 1,  // readable while idle: the worker reads it and fails it if the server ended it
   broken = 2, // the connection broke (the worker fails it: events, replacement)
   retire = 3, // left in a transaction: the worker retires it
+  /// Its statement passed its deadline (or the pool's stop deadline) and the
+  /// lessee sent a cancel: the worker takes the statement over (reads its
+  /// end, drops the connection if it does not end within the cancel grace).
+  cancelled = 4,
 };
 
 /// One connection as it moves between its worker and lessees.

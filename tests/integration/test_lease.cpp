@@ -131,7 +131,7 @@ BOOST_AUTO_TEST_CASE(a_leased_query_times_out_and_is_cancelled_on_the_server) {
   }
   auto took = test::ms_since(start);
   BOOST_CHECK_GE(took, 250);
-  BOOST_CHECK_LT(took, 2500); // the deadline, then the cancel's round trip
+  BOOST_CHECK_LT(took, 300 + 1000); // answered at the deadline; the worker reads the cancel's end
   if (leasing_on()) BOOST_CHECK_GT(detail::leases_taken(), before);
   BOOST_CHECK(test::eventually([] { return running("SELECT pg_sleep(20)") == 0; }, 3s));
   BOOST_CHECK_EQUAL(backend_pid(mgr), pid); // the same connection, reused
