@@ -43,7 +43,7 @@ bool lease_pool::park(const std::shared_ptr<lease_slot>& s) {
 
 /// How long a waiting caller lets returners keep their connection (no
 /// wake-up per query) before one is handed to it.
-constexpr std::int64_t handoff_after_ns = 1'000'000;
+constexpr std::int64_t handoff_after_ns = 2'000'000;
 
 bool lease_pool::hand_over(const std::shared_ptr<lease_slot>& s) {
   if (waiters_.empty()) return false;
@@ -95,14 +95,18 @@ std::shared_ptr<lease_slot> lease_pool::take(std::int64_t wait_until) {
     me.thread = std::this_thread::get_id();
     me.since_ns = now;
     waiters_.push_back(&me);
-    while (!me.got && !closed.load() && full.load() && leased_now_ > 0 && idle_.empty()) {
-      // Until the deadline, looking at the idle list once the handoff delay passed.
-      auto wake = now < me.since_ns + handoff_after_ns
-                      ? std::min(wait_until, me.since_ns + handoff_after_ns)
-                      : wait_until;
+    // Woken by a handoff, a returner finding no connection leased any more,
+    // the pool closing or growing, or the deadline; once, at the handoff
+    // delay, to take a connection parked meanwhile (returners park theirs
+    // while the first waiter is younger than that).
+    bool looked = false;
+    while (!me.got && !closed.load() && full.load() && leased_now_ > 0 &&
+           (!looked || idle_.empty())) {
+      auto wake = looked ? wait_until : std::min(wait_until, me.since_ns + handoff_after_ns);
       me.cv.wait_until(guard, steady_clock::time_point{nanoseconds{wake}});
       now = steady_now_ns();
       if (now >= wait_until) break;
+      if (now >= me.since_ns + handoff_after_ns) looked = true;
     }
     if (me.got) return std::move(me.got);
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &me));

@@ -94,7 +94,7 @@ struct lease_pool {
   /// and ready: a caller finding none idle then waits here for one to come
   /// back instead of pipelining behind a leased one. A returner keeps
   /// going on its own connection (no wake-up) unless the first waiter has
-  /// waited `handoff_after` already: then it is handed over directly (in
+  /// waited 2 ms already: then it is handed over directly (in
   /// arrival order). Nobody waits while no connection is leased.
   std::atomic<bool> full{false};
   std::atomic<std::int64_t> stop_deadline_ns{0};
