@@ -91,6 +91,9 @@ std::shared_ptr<lease_slot> lease_pool::take(std::int64_t wait_until) {
   if (idle_.empty()) {
     auto now = steady_now_ns();
     if (wait_until == 0 || !full.load() || leased_now_ == 0 || wait_until <= now) return nullptr;
+    // At most one waiter per leased connection: beyond that, requests are
+    // better pipelined by the supervisor (overflow) than queued here.
+    if (static_cast<int>(waiters_.size()) >= leased_now_) return nullptr;
     waiter me;
     me.thread = std::this_thread::get_id();
     me.since_ns = now;
