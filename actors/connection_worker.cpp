@@ -716,8 +716,8 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
   st.cfg = std::move(cfg);
   st.owner = std::move(owner);
   st.conn = std::make_shared<detail::pq_connection>(st.cfg.statement_cache);
-  if (st.cfg.leases && st.cfg.counters) {
-    st.slot = std::make_shared<detail::lease_slot>();
+  if (st.cfg.leases && st.cfg.counters && st.cfg.slot) {
+    st.slot = st.cfg.slot;
     st.slot->conn = st.conn;
     st.slot->owner = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
     st.slot->counters = st.cfg.counters;

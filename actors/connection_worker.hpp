@@ -43,6 +43,7 @@ namespace pgcm::detail {
 class reactor;
 struct conn_params;
 struct lease_pool;
+struct lease_slot;
 } // namespace pgcm::detail
 
 namespace pgcm {
@@ -59,6 +60,9 @@ struct worker_counters {
   /// 1 while a facade caller holds the worker's connection (src/lease.hpp):
   /// in flight for the supervisor, with no message.
   std::atomic<std::int64_t> leased{0};
+  /// The worker's lease slot (owned by the worker): the supervisor reserves
+  /// a parked connection for a request it routes there (no lessee takes it).
+  std::weak_ptr<detail::lease_slot> lease;
 };
 
 struct worker_config {
@@ -79,6 +83,8 @@ struct worker_config {
   /// May be null: then the connection is never leased. Else, while idle and
   /// the pool is in use, the worker parks its connection there (lease.hpp).
   std::shared_ptr<detail::lease_pool> leases;
+  /// With `leases`: the connection's slot (made by the supervisor).
+  std::shared_ptr<detail::lease_slot> slot;
 };
 
 connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_owner_actor owner,

@@ -179,6 +179,8 @@ connection_worker_actor supervisor_shell::spawn(std::uint32_t id,
   wc.retry_to = self;
   wc.counters = std::move(counters);
   wc.leases = st.leases;
+  wc.slot = std::make_shared<detail::lease_slot>();
+  wc.counters->lease = wc.slot;
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
   // Linked too: a supervisor that dies abnormally takes its workers (and
@@ -189,6 +191,12 @@ connection_worker_actor supervisor_shell::spawn(std::uint32_t id,
 }
 
 void supervisor_shell::send(const connection_worker_actor& worker, pending_query&& q) {
+  auto& st = self->state;
+  for (auto& w : st.pool->workers())
+    if (w.worker == worker) {
+      if (auto slot = w.shared->lease.lock()) st.leases->reserve(*slot);
+      break;
+    }
   q.rp.delegate(worker, execute_atom::value, std::move(q.job));
 }
 

@@ -110,6 +110,10 @@ struct lease_pool {
   /// The worker wants its connection back: true if it holds it now; false
   /// if it is leased (it comes back with a lease_atom message).
   bool reclaim(lease_slot& s);
+  /// The supervisor routes a request to the slot's worker: a parked
+  /// connection is the worker's again at once (no lessee takes it before
+  /// the request arrives); a leased one comes back by message.
+  void reserve(lease_slot& s) { reclaim(s); }
   /// The worker ends: a parked slot leaves the pool, a leased one is closed
   /// by its returner.
   void orphan(lease_slot& s);
