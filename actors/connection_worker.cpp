@@ -4,6 +4,7 @@
 #include <deque>
 #include <vector>
 
+#include <poll.h>
 #include <sys/epoll.h>
 
 #include <caf/actor_system.hpp>
@@ -14,6 +15,7 @@
 #include "assert.hpp"
 #include "core_actor.hpp"
 #include "inline_unit.hpp"
+#include "lease.hpp"
 #include "log.hpp"
 #include "node_error.hpp"
 #include "pgcm/messages/error.hpp"
@@ -49,6 +51,10 @@ using namespace std::chrono;
 /// requests the supervisor routed to it before it read the worker's report.
 constexpr auto linger_time = milliseconds{500};
 
+/// How often a parked connection (not watched by the reactor) is checked for
+/// a server that closed it meanwhile.
+constexpr auto sweep_interval = seconds{1};
+
 struct inflight {
   caf::typed_response_promise<result_set> rp;
   query_job job;
@@ -79,7 +85,18 @@ struct worker_data {
   static inline const char* name = "pgcm.core.connection_worker"; // a name only (logs)
   worker_config cfg;
   worker_owner_actor owner;
-  std::unique_ptr<detail::pq_connection> conn;
+  /// Shared with a facade caller while it is leased (lease.hpp): the last
+  /// owner closes it. Touched only while holds() (threading.md I6).
+  std::shared_ptr<detail::pq_connection> conn;
+  /// With cfg.leases: how the connection moves between this worker and lessees.
+  std::shared_ptr<detail::lease_slot> slot;
+  /// Whether the reactor watches the socket (not while parked or lent).
+  bool watching = false;
+  /// Requests that came while the connection was leased: sent when it is back.
+  std::deque<inflight> deferred;
+
+  /// Whether this worker holds its connection (not parked, not leased).
+  bool holds() const { return !slot || slot->at.load() == detail::lease_slot::worker; }
   phase state = phase::connecting;
   std::uint64_t reg_id = 0;
   int watched_fd = -1;
@@ -140,6 +157,12 @@ struct worker_data {
   }
 
   ~worker_data() {
+    // A parked connection leaves the pool; a leased one is closed by its
+    // returner (the last owner).
+    if (slot) cfg.leases->orphan(*slot);
+    bool mine = holds();
+    for (auto& f : deferred)
+      if (f.rp.pending()) f.rp.deliver(closed_early());
     // Exactly one answer per request, even when the actor is killed.
     for (auto& f : retries)
       if (f.rp.pending()) f.rp.deliver(closed_early());
@@ -148,10 +171,10 @@ struct worker_data {
     // Killed with a statement running (e.g. the supervisor's stop deadline
     // passed before our own drain deadline was handled): cancel it, or the
     // server keeps running it after the connection is closed.
-    if (conn && !finished() && !queue.empty() && state != phase::connecting)
+    if (mine && conn && !finished() && !queue.empty() && state != phase::connecting)
       detail::reactor::cancel_async(conn->make_cancel());
     take_back();
-    if (cfg.io) cfg.io->remove(reg_id, owned_watched_fd());
+    if (cfg.io) cfg.io->remove(reg_id, mine ? owned_watched_fd() : -1);
   }
 };
 
@@ -248,6 +271,7 @@ void set_state(self_ptr self, phase s, std::string error = {}) {
 
 void arm(self_ptr self, bool writable) {
   auto& st = self->state;
+  PGCM_ASSERT(st.holds(), "I6: a worker touches its connection only while it holds it");
   st.take_back();
   PGCM_ASSERT(!st.lend, "I8: a lent socket is never watched by the reactor too");
   int fd = st.conn->socket();
@@ -256,6 +280,7 @@ void arm(self_ptr self, bool writable) {
   // closed by libpq, which dropped it from the epoll set; its number may
   // already belong to another worker's socket, so never EPOLL_CTL_DEL it.
   st.watched_fd = fd;
+  st.watching = true;
   // Connecting (TLS handshake, SCRAM's key derivation) costs milliseconds of
   // CPU: that runs on the scheduler's threads, in parallel for many
   // connections, not one after another on the reactor thread.
@@ -272,10 +297,11 @@ void lend_socket(self_ptr self, caf::response_promise& rp) {
   auto& offer = unit->offered();
   if (!offer || offer->wake_fd < 0 || offer->lent || offer->asker != rp.source().get()) return;
   PGCM_ASSERT(std::this_thread::get_id() == offer->waiter.load(),
-              "I6: a socket is lent only to the caller whose thread runs the worker");
+              "I8: a socket is lent only to the caller whose thread runs the worker");
   int fd = st.conn->socket();
   // The reactor stops watching it (no interest until the next arm).
   if (fd < 0 || fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false)) return;
+  st.watching = false;
   offer->fd = fd;
   offer->worker = caf::actor_cast<caf::actor>(self);
   offer->lent = true;
@@ -304,6 +330,10 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
   set_state(self, final_state,
             final_state == phase::failed ? to_error_info(err).message : std::string{});
   st.take_back();
+  for (auto& f : st.deferred)
+    st.queue.push_back(std::move(f));
+  st.deferred.clear();
+  bool mine = st.holds();
   for (auto& f : st.queue) {
     if (f.abandoned) {
       ++st.pending_report.timed_out;
@@ -322,10 +352,12 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
   // Leave the epoll set while the socket is still ours: once closed, its
   // number may be reused at once by another worker's new connection, whose
   // registration a late EPOLL_CTL_DEL would silently remove.
-  if (auto fd = st.owned_watched_fd(); st.cfg.io && fd >= 0)
+  if (auto fd = mine ? st.owned_watched_fd() : -1; st.cfg.io && fd >= 0)
     st.cfg.io->remove(0, fd); // id 0: only drop the fd's interest
   st.watched_fd = -1;
-  if (st.conn) st.conn->close();
+  st.watching = false;
+  // A leased connection is closed when its lessee gives it back (lease.hpp).
+  if (st.conn && mine) st.conn->close();
   send_report(self);
   if (linger && st.cfg.retry_to) {
     // The supervisor may have routed requests here before it read the
@@ -440,6 +472,55 @@ void deliver_outcomes(self_ptr self) {
   maybe_cancel_head(self);
 }
 
+/// Parks the idle connection for facade callers to lease (lease.hpp): the
+/// reactor stops watching its socket (a sweep checks it every second).
+/// False if it may not be parked now.
+bool maybe_park(self_ptr self) {
+  auto& st = self->state;
+  if (!st.slot || !st.cfg.leases->used.load() || st.state != phase::ready || !st.queue.empty() ||
+      !st.deferred.empty() || !st.retries.empty() || st.cancel_sent_ns != 0 ||
+      st.conn->pending() != 0 || !st.conn->idle_in_session())
+    return false;
+  int fd = st.conn->socket();
+  if (fd < 0) return false;
+  // Its caller's answer was delivered: the caller waits in its mailbox.
+  st.take_back();
+  if (st.watching && (fd != st.watched_fd || !st.cfg.io->watch(st.reg_id, fd, false, false)))
+    return false;
+  st.watching = false;
+  st.watched_fd = fd;
+  // Reports its answers before the connection may be leased (and counted).
+  send_report(self);
+  if (!st.cfg.leases->park(st.slot)) return false;
+  schedule(self, steady_now_ns() + duration_cast<nanoseconds>(sweep_interval).count());
+  return true;
+}
+
+/// Reads an idle connection: false (and the connection failed) if the
+/// server ended the session while it sat in the pool.
+bool check_idle(self_ptr self) {
+  auto& st = self->state;
+  std::string err;
+  if (!st.conn->consume(err) || !st.conn->read_results(st.done) ||
+      st.conn->server_ended_session()) {
+    if (err.empty())
+      err =
+          st.conn->server_ended_session() ? "the server ended the session" : st.conn->last_error();
+    st.done.clear();
+    fail_connection(self, err, true);
+    return false;
+  }
+  st.done.clear();
+  return true;
+}
+
+/// Back from a lease or a sweep: park it again, or let the reactor watch it.
+void rest(self_ptr self) {
+  auto& st = self->state;
+  if (st.finished()) return;
+  if (!maybe_park(self) && !st.watching && st.holds()) arm(self, false);
+}
+
 void on_readable(self_ptr self, bool writable_too) {
   auto& st = self->state;
   std::string err;
@@ -476,6 +557,7 @@ void on_readable(self_ptr self, bool writable_too) {
     ++st.lend->reads_here;
     if (flushed == 0 && !st.queue.empty()) return;
   }
+  if (flushed != 1 && maybe_park(self)) return;
   arm(self, flushed == 1);
 }
 
@@ -494,7 +576,7 @@ void on_connect_progress(self_ptr self) {
     log::debug("node {}: connection {} open (backend pid {})", st.cfg.node_id, st.cfg.worker_id,
                st.conn->backend_pid());
     send_report(self);
-    arm(self, false);
+    if (!maybe_park(self)) arm(self, false);
     return;
   case detail::pq_connection::connect_status::failed:
     return finish(
@@ -508,6 +590,39 @@ void on_tick(self_ptr self) {
   auto& st = self->state;
   if (st.finished()) {
     self->quit(); // end of the linger time
+    return;
+  }
+  if (!st.holds()) {
+    // Parked: the sweep. A connection the server closed meanwhile fails now
+    // (events, replacement), not when the next caller finds it.
+    if (st.cfg.leases->reclaim(*st.slot)) {
+      pollfd p{st.conn->socket(), POLLIN, 0};
+      if (p.fd >= 0 && ::poll(&p, 1, 0) != 0 && !check_idle(self)) return;
+      rest(self);
+      return;
+    }
+    // Leased: only the deferred requests' deadlines and the drain deadline
+    // concern this worker; the lessee answers its own.
+    auto now = steady_now_ns();
+    if (st.state == phase::draining && now >= st.drain_deadline_ns)
+      return finish(self, phase::closed,
+                    detail::node_error(errc::shutting_down, st.cfg.node_id,
+                                       "query cancelled: shutdown deadline passed"),
+                    false);
+    std::int64_t next = st.state == phase::draining ? st.drain_deadline_ns : 0;
+    for (auto it = st.deferred.begin(); it != st.deferred.end();) {
+      if (it->job.deadline_ns <= now) {
+        it->rp.deliver(make_error(errc::query_timeout, timeout_message(st, it->job)));
+        ++st.pending_report.timed_out;
+        observe_answer(st, it->job);
+        it = st.deferred.erase(it);
+      } else {
+        if (next == 0 || it->job.deadline_ns < next) next = it->job.deadline_ns;
+        ++it;
+      }
+    }
+    send_report(self);
+    schedule(self, next);
     return;
   }
   if (st.lend)
@@ -557,12 +672,89 @@ void on_tick(self_ptr self) {
   schedule(self, next);
 }
 
+/// Sends one request (or answers it at once).
+void execute(self_ptr self, caf::typed_response_promise<result_set> rp, query_job job) {
+  auto& st = self->state;
+  if (job.deadline_ns <= steady_now_ns()) {
+    ++st.pending_report.timed_out;
+    rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
+    observe_answer(st, job);
+    send_report(self);
+    return;
+  }
+  if (st.state != phase::ready) {
+    // Raced with a state change the supervisor has not seen yet; the
+    // statement was not sent, so hand it back.
+    if (st.cfg.retry_to) {
+      hand_back(st, inflight{rp, std::move(job), false, true});
+      send_report(self);
+      return;
+    }
+    ++st.pending_report.failed;
+    rp.deliver(
+        detail::node_error(errc::connection_failed, st.cfg.node_id, "connection not available"));
+    send_report(self);
+    return;
+  }
+  if (st.slot && !st.cfg.leases->reclaim(*st.slot)) {
+    // A facade caller holds the connection: sent when it gives it back.
+    auto deadline = job.deadline_ns;
+    st.deferred.push_back(inflight{rp, std::move(job), false, true});
+    schedule(self, deadline);
+    return;
+  }
+  std::string err;
+  if (st.queue.empty()) {
+    // Check an idle connection before use: the server may have ended the
+    // session (pg_terminate_backend, restart) while it sat in the pool.
+    if (!st.conn->consume(err) || !st.conn->read_results(st.done) ||
+        st.conn->server_ended_session()) {
+      if (err.empty())
+        err = st.conn->server_ended_session() ? "the server ended the session"
+                                              : st.conn->last_error();
+      st.queue.push_back(inflight{rp, std::move(job), false, true});
+      fail_connection(self, err, true);
+      return;
+    }
+    st.done.clear();
+  }
+  bool behind_a_lent_one = !st.queue.empty() && st.lend;
+  // Lent before the query leaves: its answer may come back before this
+  // thread runs again, and the reactor must not take it.
+  if (st.queue.empty()) lend_socket(self, rp);
+  if (!st.conn->send(job.sql, job.params, err)) {
+    st.queue.push_back(inflight{rp, std::move(job), false, true});
+    fail_connection(self, err, true); // nothing reached the server
+    return;
+  }
+  auto deadline = job.deadline_ns;
+  st.queue.push_back(inflight{rp, std::move(job), false});
+  int flushed = st.conn->flush();
+  if (flushed < 0) {
+    fail_connection(self, st.conn->last_error(), false);
+    return;
+  }
+  // A request queued behind a lent one ends the lend: its caller waits in
+  // its mailbox and the reactor reads for both (a lent socket is never
+  // watched by the reactor too, so no answer wakes two threads).
+  // A connection back from the lease pool is not watched yet.
+  if (flushed == 1 || behind_a_lent_one || (!st.watching && !st.lend)) arm(self, flushed == 1);
+  schedule(self, deadline);
+  return;
+}
+
 connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_owner_actor owner,
                                                          worker_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.owner = std::move(owner);
-  st.conn = std::make_unique<detail::pq_connection>(st.cfg.statement_cache);
+  st.conn = std::make_shared<detail::pq_connection>(st.cfg.statement_cache);
+  if (st.cfg.leases && st.cfg.counters && st.cfg.slot) {
+    st.slot = st.cfg.slot;
+    st.slot->conn = st.conn;
+    st.slot->owner = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+    st.slot->counters = st.cfg.counters;
+  }
   st.reg_id = st.cfg.io->add(caf::actor_cast<caf::actor>(self));
   std::string err;
   if (!st.conn->start(*st.cfg.params, err)) {
@@ -577,69 +769,61 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
   }
   return {
       [=](execute_atom, query_job& job) -> caf::result<result_set> {
-        auto& st = self->state;
         auto rp = self->make_response_promise<result_set>();
-        if (job.deadline_ns <= steady_now_ns()) {
-          ++st.pending_report.timed_out;
-          rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
-          observe_answer(st, job);
-          send_report(self);
-          return rp;
+        execute(self, rp, std::move(job));
+        return rp;
+      },
+      [=](lease_atom, std::int32_t how, std::string& why) {
+        auto& st = self->state;
+        if (!st.slot) return;
+        PGCM_ASSERT(st.holds(), "I6: a lease is given back before its worker hears of it");
+        if (st.finished()) {
+          st.conn->close(); // came back after the connection was closed
+          return;
+        }
+        auto kind = static_cast<detail::lease_return>(how);
+        if (kind == detail::lease_return::broken)
+          return fail_connection(self, why.empty() ? std::string{"connection lost"} : why, true);
+        if (kind == detail::lease_return::cancelled) {
+          // The lessee answered at its deadline and sent a cancel: read the
+          // statement's end here, or drop the connection after the grace.
+          inflight f;
+          f.abandoned = true;
+          f.job.start_ns = steady_now_ns();
+          st.queue.push_back(std::move(f));
+          st.cancel_sent_ns = st.last_cancel_ns = steady_now_ns();
+          st.slot->last_cancel_ns = st.last_cancel_ns; // a late cancel may hit a lessee's statement
+          schedule(self,
+                   st.cancel_sent_ns + duration_cast<nanoseconds>(st.cfg.cancel_grace).count());
+        }
+        if (kind == detail::lease_return::check && !check_idle(self)) return;
+        if (kind == detail::lease_return::retire && st.state == phase::ready) {
+          log::info("node {}: connection {} left in a transaction; discarding it", st.cfg.node_id,
+                    st.cfg.worker_id);
+          set_state(self, phase::retiring);
         }
         if (st.state != phase::ready) {
-          // Raced with a state change the supervisor has not seen yet; the
-          // statement was not sent, so hand it back.
-          if (st.cfg.retry_to) {
-            hand_back(st, inflight{rp, std::move(job), false, true});
-            send_report(self);
-            return rp;
-          }
-          ++st.pending_report.failed;
-          rp.deliver(detail::node_error(errc::connection_failed, st.cfg.node_id,
-                                        "connection not available"));
+          // Retiring or draining: what came meanwhile was never sent.
+          for (auto& f : st.deferred)
+            hand_back(st, std::move(f));
+          st.deferred.clear();
           send_report(self);
-          return rp;
+          close_when_idle(self);
+          if (!st.finished() && !st.watching) arm(self, false);
+          return;
         }
-        std::string err;
-        if (st.queue.empty()) {
-          // Check an idle connection before use: the server may have ended the
-          // session (pg_terminate_backend, restart) while it sat in the pool.
-          if (!st.conn->consume(err) || !st.conn->read_results(st.done) ||
-              st.conn->server_ended_session()) {
-            if (err.empty())
-              err = st.conn->server_ended_session() ? "the server ended the session"
-                                                    : st.conn->last_error();
-            st.queue.push_back(inflight{rp, std::move(job), false, true});
-            fail_connection(self, err, true);
-            return rp;
-          }
-          st.done.clear();
-        }
-        bool behind_a_lent_one = !st.queue.empty() && st.lend;
-        // Lent before the query leaves: its answer may come back before this
-        // thread runs again, and the reactor must not take it.
-        if (st.queue.empty()) lend_socket(self, rp);
-        if (!st.conn->send(job.sql, job.params, err)) {
-          st.queue.push_back(inflight{rp, std::move(job), false, true});
-          fail_connection(self, err, true); // nothing reached the server
-          return rp;
-        }
-        auto deadline = job.deadline_ns;
-        st.queue.push_back(inflight{rp, std::move(job), false});
-        int flushed = st.conn->flush();
-        if (flushed < 0) {
-          fail_connection(self, st.conn->last_error(), false);
-          return rp;
-        }
-        // A request queued behind a lent one ends the lend: its caller waits in
-        // its mailbox and the reactor reads for both (a lent socket is never
-        // watched by the reactor too, so no answer wakes two threads).
-        if (flushed == 1 || behind_a_lent_one) arm(self, flushed == 1);
-        schedule(self, deadline);
-        return rp;
+        auto waiting = std::move(st.deferred);
+        st.deferred.clear();
+        for (auto& f : waiting)
+          execute(self, std::move(f.rp), std::move(f.job));
+        if (st.finished()) return;
+        send_report(self);
+        rest(self);
       },
       [=](io_atom, std::uint32_t events) {
         auto& st = self->state;
+        st.watching = false;     // EPOLLONESHOT: the reactor watches it no more
+        if (!st.holds()) return; // a late wake-up: parked or leased meanwhile
         if (st.state == phase::connecting)
           on_connect_progress(self);
         else if (st.state == phase::ready || st.winding_down())
@@ -662,6 +846,12 @@ connection_worker_actor::behavior_type connection_worker(self_ptr self, worker_o
         if (st.state == phase::connecting) return finish(self, phase::closed, caf::error{}, false);
         set_state(self, phase::draining);
         st.drain_deadline_ns = steady_now_ns() + grace.count();
+        if (st.slot && !st.cfg.leases->reclaim(*st.slot)) {
+          // Leased: it comes back by the lessee's deadline or the pool's stop
+          // deadline; else it is closed by its lessee (lease.hpp).
+          schedule(self, st.drain_deadline_ns);
+          return;
+        }
         if (st.queue.empty()) return finish(self, phase::closed, caf::error{}, false);
         schedule(self, st.drain_deadline_ns);
       },

@@ -42,6 +42,8 @@
 namespace pgcm::detail {
 class reactor;
 struct conn_params;
+struct lease_pool;
+struct lease_slot;
 } // namespace pgcm::detail
 
 namespace pgcm {
@@ -60,6 +62,12 @@ struct worker_counters {
   /// never pipelines behind a long-running statement (pool_policy.hpp).
   /// Stored before `answered` grows.
   std::atomic<std::int64_t> head_since_ns{0};
+  /// 1 while a facade caller holds the worker's connection (src/lease.hpp):
+  /// in flight for the supervisor, with no message.
+  std::atomic<std::int64_t> leased{0};
+  /// The worker's lease slot (owned by the worker): the supervisor reserves
+  /// a parked connection for a request it routes there (no lessee takes it).
+  std::weak_ptr<detail::lease_slot> lease;
 };
 
 struct worker_config {
@@ -77,6 +85,11 @@ struct worker_config {
   node_query_actor retry_to;
   /// May be null: then every batch of answers is reported.
   std::shared_ptr<worker_counters> counters;
+  /// May be null: then the connection is never leased. Else, while idle and
+  /// the pool is in use, the worker parks its connection there (lease.hpp).
+  std::shared_ptr<detail::lease_pool> leases;
+  /// With `leases`: the connection's slot (made by the supervisor).
+  std::shared_ptr<detail::lease_slot> slot;
 };
 
 connection_worker_actor spawn_connection_worker(caf::actor_system& sys, worker_owner_actor owner,

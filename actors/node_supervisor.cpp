@@ -16,6 +16,7 @@
 
 #include "core_actor.hpp"
 #include "health_tracker.hpp"
+#include "lease.hpp"
 #include "log.hpp"
 #include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
@@ -76,6 +77,9 @@ struct supervisor_data {
   manager_actor manager;
   std::shared_ptr<detail::reactor> io;
   std::shared_ptr<const detail::conn_params> params;
+  /// Idle connections for facade callers to lease (src/lease.hpp).
+  std::shared_ptr<detail::lease_pool> leases;
+  const caf::actor_control_block* lease_key = nullptr;
 
   supervisor_shell shell;
   std::optional<policy_type> pool; // set when the behavior starts
@@ -107,6 +111,10 @@ struct supervisor_data {
   detail::steady_clock_fn clock = &steady_now_ns;
 
   ~supervisor_data() {
+    if (leases) {
+      leases->close(steady_now_ns());
+      detail::unregister_lease_pool(lease_key);
+    }
     if (pool)
       pool->for_each_waiting([this](pending_query& q) {
         if (q.rp.pending())
@@ -134,6 +142,7 @@ pool_stats current_stats(supervisor_data& st) {
   auto n = static_cast<std::int64_t>(st.streams.size());
   stats.total_connections += n;
   stats.in_flight_requests += n;
+  if (st.leases) stats.waiting_requests += st.leases->waiting(); // callers waiting for a lease
   return stats;
 }
 
@@ -185,6 +194,9 @@ connection_worker_actor supervisor_shell::spawn(std::uint32_t id,
   wc.statement_cache = st.cfg.pool.statement_cache;
   wc.retry_to = self;
   wc.counters = std::move(counters);
+  wc.leases = st.leases;
+  wc.slot = std::make_shared<detail::lease_slot>();
+  wc.counters->lease = wc.slot;
   auto handle = spawn_connection_worker(self->system(), self, std::move(wc));
   self->monitor(handle);
   // Linked too: a supervisor that dies abnormally takes its workers (and
@@ -195,6 +207,12 @@ connection_worker_actor supervisor_shell::spawn(std::uint32_t id,
 }
 
 void supervisor_shell::send(const connection_worker_actor& worker, pending_query&& q) {
+  auto& st = self->state;
+  for (auto& w : st.pool->workers())
+    if (w.worker == worker) {
+      if (auto slot = w.shared->lease.lock()) st.leases->reserve(*slot);
+      break;
+    }
   q.rp.delegate(worker, execute_atom::value, std::move(q.job));
 }
 
@@ -279,10 +297,8 @@ void supervisor_shell::connect_failed(const std::string& error, int attempt,
 
 // -- events ---------------------------------------------------------------------
 
-void on_report(self_ptr self, const worker_report& r) {
-  auto& st = self->state;
-  auto& pool = *st.pool;
-  auto& stats = pool.stats();
+/// Adds a report's counts to the stats.
+void add_counts(pool_stats& stats, const worker_report& r) {
   stats.queries_ok += r.ok;
   stats.queries_failed += r.failed;
   stats.queries_timed_out += r.timed_out;
@@ -295,9 +311,36 @@ void on_report(self_ptr self, const worker_report& r) {
   stats.name += at_most;
   PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
 #undef PGCM_X
+}
+
+/// The counts of queries run on leased connections since the last look.
+/// Returns the signs of a failover among them.
+std::int32_t add_leased_counts(supervisor_data& st) {
+  if (!st.leases) return 0;
+  auto r = st.leases->take_counts();
+  add_counts(st.pool->stats(), r);
+  return r.failover_signs;
+}
+
+/// Whether every connection the pool may have is open and ready: callers
+/// finding none idle then wait in the lease pool for one to come back.
+void update_full(supervisor_data& st) {
+  if (!st.leases) return;
+  int ready = 0;
+  for (auto& w : st.pool->workers())
+    if (w.state == detail::conn_state::ready) ++ready;
+  bool full = !st.pool->stopping() && ready >= st.cfg.pool.max;
+  if (full != st.leases->full.load()) st.leases->set_full(full);
+}
+
+void on_report(self_ptr self, const worker_report& r) {
+  auto& st = self->state;
+  auto& pool = *st.pool;
+  add_counts(pool.stats(), r);
+  auto leased_signs = add_leased_counts(st);
   // A write refused as read-only or a session the server ended: if this node
   // is the primary, the manager probes every node now (issue 10).
-  if (r.failover_signs > 0) self->send(st.manager, failover_atom::value, st.node_id);
+  if (r.failover_signs + leased_signs > 0) self->send(st.manager, failover_atom::value, st.node_id);
   if (!pool.knows(r.worker_id)) return;
   auto now = st.clock();
   switch (r.state) {
@@ -317,6 +360,7 @@ void on_report(self_ptr self, const worker_report& r) {
     pool.on_answers(now, r.worker_id);
     break;
   }
+  update_full(st);
   stats_changed(self);
 }
 
@@ -481,6 +525,11 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
   limits.dns_ttl = dns_ttl;
   st.pool.emplace(st.shell, limits, !is_literal_address(st.cfg.host), std::random_device{}());
   st.pool->stats().node_id = st.node_id;
+  st.leases = std::make_shared<detail::lease_pool>();
+  st.leases->node_id = st.node_id;
+  st.leases->supervisor = caf::actor_cast<caf::weak_actor_ptr>(self);
+  st.lease_key = self->ctrl();
+  detail::register_lease_pool(st.lease_key, st.leases);
   self->set_exit_handler([](const caf::exit_msg&) {
     // Linked probe and worker exits are handled through down messages; never die of them.
   });
@@ -496,6 +545,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
     for (auto& w : pool.workers())
       if (w.worker.address() == dm.source) {
         pool.on_gone(self->state.clock(), w.id, true, "connection worker terminated unexpectedly");
+        update_full(self->state);
         stats_changed(self);
         return;
       }
@@ -527,6 +577,9 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
           return rp;
         }
         st.stop_rp = rp;
+        // Nothing is leased any more; a lessee still running at the workers'
+        // deadline cancels its statement and answers shutting_down.
+        st.leases->close(steady_now_ns() + grace.count());
         // Half a second beyond the workers' own grace: they answer first.
         st.pool->on_stop(st.clock() + grace.count() + 500'000'000);
         if (st.probe) {
@@ -546,9 +599,18 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       },
       [=](caf::get_atom) -> node_info {
         auto& st = self->state;
+        if (add_leased_counts(st) > 0) self->send(st.manager, failover_atom::value, st.node_id);
         return node_info{st.node_id, redacted(st.cfg), st.health.status(), current_stats(st)};
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
+      [=](lease_atom, std::int32_t, const std::string&) {
+        // Queries ran on leased connections: count them; a connection came
+        // back while requests wait here.
+        auto& st = self->state;
+        if (add_leased_counts(st) > 0) self->send(st.manager, failover_atom::value, st.node_id);
+        if (!st.pool->stopping()) st.pool->on_capacity(st.clock());
+        stats_changed(self);
+      },
       [=](probe_atom, const probe_result& r) { on_probe(self, r); },
       [=](probe_atom) {
         // Probe now (the manager saw signs of a failover).

@@ -45,4 +45,7 @@ using stream_end_atom = caf::atom_constant<caf::atom("pgcm_send")>;
 using credit_atom = caf::atom_constant<caf::atom("pgcm_cred")>;
 using cancel_atom = caf::atom_constant<caf::atom("pgcm_cncl")>;
 
+/// A leased connection comes back to its worker, or leased queries were counted (supervisor).
+using lease_atom = caf::atom_constant<caf::atom("pgcm_lease")>;
+
 } // namespace pgcm

@@ -160,7 +160,8 @@ using connection_worker_actor =
     caf::typed_actor<caf::replies_to<execute_atom, query_job>::with<result_set>,
                      caf::reacts_to<io_atom, std::uint32_t>,
                      caf::reacts_to<tick_atom, std::uint64_t>,
-                     caf::reacts_to<drain_atom, caf::timespan>>;
+                     caf::reacts_to<drain_atom, caf::timespan>,
+                     caf::reacts_to<lease_atom, std::int32_t, std::string>>;
 
 /// One node: its pool of workers and its health probe.
 using node_supervisor_actor =
@@ -172,7 +173,8 @@ using node_supervisor_actor =
                      caf::reacts_to<probe_atom, probe_result>, caf::reacts_to<probe_atom>,
                      caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
                      caf::reacts_to<tick_atom, std::uint64_t>,
-                     caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>>;
+                     caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>,
+                     caf::reacts_to<lease_atom, std::int32_t, std::string>>;
 
 /// Probes one node's health on its own connection.
 /// `(probe_atom, interval)`: probe every `interval` from now on (the

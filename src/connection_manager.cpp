@@ -19,6 +19,7 @@
 
 #include "assert.hpp"
 #include "inline_unit.hpp"
+#include "lease.hpp"
 #include "log.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
 #include "pgcm/actors/connection_worker.hpp"
@@ -112,7 +113,13 @@ struct facade_impl {
   // Local managers only: each node's supervisor, learned from the manager on
   // first use, so that query() skips the manager hop.
   std::mutex routes_mtx;
-  std::unordered_map<std::string, node_query_actor> routes;
+  struct route_entry {
+    node_query_actor sup;
+    /// The node's idle connections, leased by a caller (null: inline
+    /// execution off, or none found).
+    std::shared_ptr<lease_pool> leases;
+  };
+  std::unordered_map<std::string, route_entry> routes;
   bool routes_closed = false; // after shutdown()
 
   // Local managers only: the manager's routing snapshot, so that a routed
@@ -560,7 +567,7 @@ bool receiver_gone(const caf::error& err) {
 
 /// The supervisor of `node` if the manager is local and has that node; else
 /// an invalid handle (the manager then answers, e.g. with node_not_found).
-node_query_actor route_to(detail::facade_impl& impl, const std::string& node) {
+detail::facade_impl::route_entry route_to(detail::facade_impl& impl, const std::string& node) {
   if (impl.is_remote) return {};
   {
     std::lock_guard<std::mutex> guard{impl.routes_mtx};
@@ -573,10 +580,16 @@ node_query_actor route_to(detail::facade_impl& impl, const std::string& node) {
   request_blocking<node_query_actor>(impl, mgr, caf::timespan{seconds{3}}, out, failure,
                                      route_atom::value, node);
   if (!out || !*out) return {};
+  detail::facade_impl::route_entry entry{*out, nullptr};
+  if (impl.run_inline) {
+    // Leasing is part of inline execution: PGCM_INLINE=0 turns it off too.
+    entry.leases = detail::find_lease_pool(caf::actor_cast<caf::strong_actor_ptr>(*out).get());
+    if (entry.leases) entry.leases->used.store(true);
+  }
   std::lock_guard<std::mutex> guard{impl.routes_mtx};
   if (impl.routes_closed) return {};
-  impl.routes[node] = *out;
-  return *out;
+  impl.routes[node] = entry;
+  return entry;
 }
 
 } // namespace
@@ -586,13 +599,23 @@ result_set connection_manager::query(const std::string& node, const std::string&
                                      std::optional<milliseconds> timeout) {
   auto t = timeout.value_or(impl_->opts.query_timeout);
   if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
-  if (auto sup = route_to(*impl_, node)) {
+  if (auto route = route_to(*impl_, node); route.sup) {
     // What the manager would send the node (see cluster_manager, query_atom).
     auto job = make_query_job(sql, params, caf::timespan{t});
     std::optional<result_set> out;
     caf::error failure;
-    request_blocking<result_set>(*impl_, sup, guard(t), out, failure, query_atom::value,
-                                 std::move(job));
+    // An idle connection runs it on this thread (src/lease.hpp); else, or
+    // if the connections tried turned out broken, the node's supervisor.
+    if (route.leases && !route.leases->closed.load()) {
+      auto leased = detail::run_leased(*route.leases, job);
+      if (leased.kind == detail::lease_outcome::answered) {
+        if (leased.result) return std::move(*leased.result);
+        failure = std::move(leased.error);
+      }
+    }
+    if (!failure)
+      request_blocking<result_set>(*impl_, route.sup, guard(t), out, failure, query_atom::value,
+                                   std::move(job));
     if (out) return std::move(*out);
     auto info = to_error_info(failure, "node " + node);
     if (!receiver_gone(failure)) {

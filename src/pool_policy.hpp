@@ -140,13 +140,16 @@ public:
     handle worker;
     std::uint32_t id = 0;
     conn_state state = conn_state::connecting;
-    std::int64_t sent = 0; // requests routed to it; minus counters->answered = in flight
+    // requests routed to it; minus counters->answered, plus counters->leased
+    // (a facade caller runs a query on it, src/lease.hpp) = in flight
+    std::int64_t sent = 0;
     std::shared_ptr<counters> shared;
     bool exclusive = false;        // runs a statement that may open a transaction
     std::int64_t sent_idle_ns = 0; // when the last request sent to it found it idle
 
     int in_flight() const {
-      return static_cast<int>(std::max<std::int64_t>(0, sent - shared->answered.load()));
+      return static_cast<int>(
+          std::max<std::int64_t>(0, sent - shared->answered.load() + shared->leased.load()));
     }
     /// When its head statement started: sent to an idle connection (we
     /// know), or the one before it answered (the worker knows).
@@ -269,6 +272,10 @@ public:
     update_state();
     drain_queue(now);
   }
+
+  /// Capacity may have freed without a report (a leased connection came back,
+  /// src/lease.hpp): hand queued requests out.
+  void on_capacity(std::int64_t now) { drain_queue(now); }
 
   /// A report of connection `id` that changes no state (answers were counted).
   void on_answers(std::int64_t now, std::uint32_t id) {

@@ -36,7 +36,7 @@ void socket_lend::revoke() {
 
 void socket_lend::await(inline_unit& here, caf::actor_clock::time_point until, int budget) {
   PGCM_ASSERT(std::this_thread::get_id() == waiter.load(),
-              "I6: a socket is lent only to the caller whose thread ran the worker");
+              "I8: a socket is lent only to the caller whose thread ran the worker");
   auto target = std::move(worker);
   auto run_worker = [&] {
     target->eq_impl(caf::make_message_id(), nullptr, &here, io_atom::value,

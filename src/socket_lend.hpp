@@ -5,7 +5,7 @@
 // caller's query is the only one in flight; the caller poll()s it and runs
 // the worker whenever it is readable; the worker takes it back (`revoke`)
 // whenever it needs the reactor again. Exactly one reply, always through
-// the caller's mailbox. Rules: docs/threading.md I6-I9.
+// the caller's mailbox. Rules: docs/threading.md I8, I9.
 
 #include <atomic>
 #include <thread>

@@ -131,10 +131,11 @@ BOOST_AUTO_TEST_CASE(blackholed_node_during_queries) {
 
 BOOST_AUTO_TEST_CASE(a_caller_waiting_on_its_socket_gets_its_timeout_from_a_silent_node) {
   // One query at a time: the caller waits on the connection's socket itself
-  // (src/socket_lend.hpp). The server never answers, so the socket never
-  // turns readable: the worker's deadline must take the socket back and
-  // wake the caller, which then finds query_timeout in its mailbox, at the
-  // deadline, not at its own guard (the deadline plus 2 s).
+  // (a leased connection, src/lease.hpp, or a lent socket,
+  // src/socket_lend.hpp). The server never answers, so the socket never
+  // turns readable: the caller must get query_timeout at the deadline (the
+  // cancel cannot reach the server either), not at its own guard (the
+  // deadline plus 2 s) nor after the cancel grace.
   BOOST_REQUIRE_EQUAL(mgr.query("proxied", "SELECT 1")[0].get<int>(0), 1);
   proxy.set(fault_proxy::mode::blackhole);
   std::this_thread::sleep_for(50ms);

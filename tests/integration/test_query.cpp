@@ -333,9 +333,11 @@ BOOST_AUTO_TEST_CASE(with_inline_execution_off_no_socket_is_lent) {
 }
 
 // A facade query that is the only one on its connection is waited for on
-// its socket by the caller itself (src/socket_lend.hpp): the caller sends
-// it, sleeps in poll() and reads the answer; no other thread (the reactor, a
-// scheduler thread) has to wake up for it, as for a raw libpq client.
+// its socket by the caller itself (a leased connection, src/lease.hpp; or,
+// without an idle connection, a lent socket, src/socket_lend.hpp): the
+// caller sends it, sleeps in poll() and reads the answer; no other thread
+// (the reactor, a scheduler thread) has to wake up for it, as for a raw
+// libpq client.
 BOOST_AUTO_TEST_CASE(a_facade_query_alone_on_its_connection_wakes_no_other_thread) {
   auto opts = test::fast_options();
   opts.health_check_interval = 30s; // no probe traffic meanwhile
@@ -350,8 +352,8 @@ BOOST_AUTO_TEST_CASE(a_facade_query_alone_on_its_connection_wakes_no_other_threa
   // Without the lend the reactor alone wakes once per query. A few wake-ups
   // remain: pool stats published at most every so often, report flushes.
   BOOST_CHECK_LT(woken, n / 4);
-  // Each lent socket is the reactor's again afterwards: backends the server
-  // ends while idle are noticed and replaced without a query.
+  // Backends the server ends while idle are noticed and replaced without a
+  // query (the reactor watches an idle socket; a parked one is swept).
   auto opened = mgr.get_node("node0")->pool.connections_opened;
   cluster::get().admin_sql("node0",
                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

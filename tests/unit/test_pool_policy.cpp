@@ -39,6 +39,7 @@ struct fake_shell {
   struct counters {
     std::atomic<std::int64_t> answered{0};
     std::atomic<bool> report_answers{false};
+    std::atomic<std::int64_t> leased{0};
     std::atomic<std::int64_t> head_since_ns{0};
   };
 
