@@ -170,6 +170,14 @@ manager_api_actor::behavior_type remote_link(link_ptr self, manager_api_actor re
       },
       [=](shutdown_atom a) { return forward<ok_atom>(self, a); },
       [=](version_atom a) { return forward<std::uint32_t>(self, a); },
+      // transactions: the session answered is the remote one (its owner is
+      // this link: it rolls back when the link goes away)
+      [=](begin_atom a, std::string& id, transaction_options& o) {
+        return forward<transaction_session>(self, a, std::move(id), std::move(o));
+      },
+      [=](begin_atom a, route& r, transaction_options& o) {
+        return forward<transaction_session>(self, a, std::move(r), std::move(o));
+      },
   };
 }
 

@@ -21,6 +21,17 @@
 //   (unsubscribe_atom, subscriber)                  -> ok_atom
 //   (shutdown_atom)                                 -> ok_atom   after shutdown_timeout at the latest
 //   (version_atom)                                  -> uint32    protocol_version
+//   (begin_atom, id, transaction_options)           -> transaction_session   pins a connection
+//   (begin_atom, route, transaction_options)        -> transaction_session   node picked by the route
+//
+// Transaction session protocol (transaction_session_actor, from begin_atom):
+//   (query_atom, sql, params)   -> result_set   in order, inside the transaction
+//   (commit_atom)               -> lsn          WAL position at/after the commit (0 when read_only)
+//   (rollback_atom)             -> ok_atom
+// The session rolls back and frees its connection when its owner (the
+// requester of begin_atom) dies, when the transaction's deadline
+// (transaction_options::timeout, default query_timeout) passes, or at
+// shutdown; later messages are answered with the error that ended it.
 // clang-format on
 
 #include <cstdint>
@@ -35,13 +46,15 @@
 
 #include "pgcm/messages/atoms.hpp"
 #include "pgcm/messages/inspect.hpp"
+#include "pgcm/transaction.hpp"
 
 namespace pgcm {
 
 /// Bumped whenever a message of the public protocol changes shape.
 /// 2: routed queries, replication facts in health_status, result_set node_id /
 /// commit_lsn, the query-duration histogram in pool_stats.
-constexpr std::uint32_t protocol_version = 2;
+/// 3: transactions (begin_atom, transaction_session_actor).
+constexpr std::uint32_t protocol_version = 3;
 
 using node_entry = std::pair<std::string, node_config>;
 using node_result_set = basic_node_result<result_set>;
@@ -49,23 +62,54 @@ using node_result_set = basic_node_result<result_set>;
 /// What an event subscriber handles.
 using event_subscriber_actor = caf::typed_actor<caf::reacts_to<event_atom, node_event>>;
 
+// -- transactions (issue 12, part T) -----------------------------------------
+
+/// One open transaction on one pinned connection (see the table above).
+using transaction_session_actor =
+    caf::typed_actor<caf::replies_to<query_atom, std::string, std::vector<param>>::with<result_set>,
+                     caf::replies_to<commit_atom>::with<lsn>,
+                     caf::replies_to<rollback_atom>::with<ok_atom>>;
+
+/// What begin_atom answers: the session and the node it runs on.
+struct transaction_session {
+  transaction_session_actor session;
+  std::string node_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transaction_session& x) {
+  return f(caf::meta::type_name("pgcm::transaction_session"), x.session, x.node_id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transaction_options& x) {
+  auto timeout = detail::opt(x.timeout);
+  return f(caf::meta::type_name("pgcm::transaction_options"), x.level, x.read_only, x.deferrable,
+           x.retries, timeout);
+}
+
+// -- end of transactions ------------------------------------------------------
+
 /// The manager's public interface: what applications and remote clients may send.
-using manager_api_actor =
-    caf::typed_actor<caf::replies_to<initialize_atom, std::vector<node_entry>>::with<ok_atom>,
-                     caf::replies_to<add_node_atom, std::string, node_config>::with<ok_atom>,
-                     caf::replies_to<remove_node_atom, std::string>::with<ok_atom>,
-                     caf::replies_to<query_atom, std::string, std::string, std::vector<param>,
-                                     caf::timespan>::with<result_set>,
-                     caf::replies_to<query_atom, route, std::string, std::vector<param>,
-                                     caf::timespan>::with<result_set>,
-                     caf::replies_to<query_all_atom, std::string, std::vector<param>, caf::timespan,
-                                     bool>::with<std::vector<node_result_set>>,
-                     caf::replies_to<caf::get_atom, nodes_atom>::with<std::vector<node_info>>,
-                     caf::replies_to<caf::get_atom, node_atom, std::string>::with<node_info>,
-                     caf::replies_to<subscribe_atom, event_subscriber_actor>::with<ok_atom>,
-                     caf::replies_to<unsubscribe_atom, event_subscriber_actor>::with<ok_atom>,
-                     caf::replies_to<shutdown_atom>::with<ok_atom>,
-                     caf::replies_to<version_atom>::with<std::uint32_t>>;
+using manager_api_actor = caf::typed_actor<
+    caf::replies_to<initialize_atom, std::vector<node_entry>>::with<ok_atom>,
+    caf::replies_to<add_node_atom, std::string, node_config>::with<ok_atom>,
+    caf::replies_to<remove_node_atom, std::string>::with<ok_atom>,
+    caf::replies_to<query_atom, std::string, std::string, std::vector<param>,
+                    caf::timespan>::with<result_set>,
+    caf::replies_to<query_atom, route, std::string, std::vector<param>,
+                    caf::timespan>::with<result_set>,
+    caf::replies_to<query_all_atom, std::string, std::vector<param>, caf::timespan,
+                    bool>::with<std::vector<node_result_set>>,
+    caf::replies_to<caf::get_atom, nodes_atom>::with<std::vector<node_info>>,
+    caf::replies_to<caf::get_atom, node_atom, std::string>::with<node_info>,
+    caf::replies_to<subscribe_atom, event_subscriber_actor>::with<ok_atom>,
+    caf::replies_to<unsubscribe_atom, event_subscriber_actor>::with<ok_atom>,
+    caf::replies_to<shutdown_atom>::with<ok_atom>,
+    caf::replies_to<version_atom>::with<std::uint32_t>,
+    // transactions
+    caf::replies_to<begin_atom, std::string, transaction_options>::with<transaction_session>,
+    caf::replies_to<begin_atom, route, transaction_options>::with<transaction_session>>;
 
 /// Registers every pgcm message type on `cfg` (both sides of a remote
 /// connection must call it) and pgcm's error renderer.

@@ -31,6 +31,11 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<target>("pgcm::target");
   cfg.add_message_type<lsn>("pgcm::lsn");
   cfg.add_message_type<route>("pgcm::route");
+  // transactions
+  cfg.add_message_type<isolation>("pgcm::isolation");
+  cfg.add_message_type<transaction_options>("pgcm::transaction_options");
+  cfg.add_message_type<transaction_session_actor>("pgcm::transaction_session_actor");
+  cfg.add_message_type<transaction_session>("pgcm::transaction_session");
   cfg.add_error_category(error_category(), render_error);
 }
 

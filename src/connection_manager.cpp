@@ -20,6 +20,7 @@
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
 #include "pgcm/messages/error.hpp"
+#include "pq_connection.hpp"
 #include "socket_lend.hpp"
 
 namespace pgcm {
@@ -550,6 +551,9 @@ result_set connection_manager::query(const std::string& node, const std::string&
   auto t = timeout.value_or(impl_->opts.query_timeout);
   if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
   if (auto sup = route_to(*impl_, node)) {
+    // The manager checks what reaches it; this path skips the manager.
+    if (auto problem = detail::transaction_statement_problem(sql); !problem.empty())
+      throw error{errc::invalid_argument, "node " + node + ": " + problem};
     // What the manager would send the node (see cluster_manager, query_atom).
     auto job = make_query_job(sql, params, caf::timespan{t});
     std::optional<result_set> out;
