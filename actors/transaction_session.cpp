@@ -119,8 +119,17 @@ query_job make_job(const session_data& st, std::string sql, std::vector<param> p
   return job;
 }
 
-/// Gives the connection back and quits (at once unless a pin is pending).
-void release(self_ptr self) {
+/// After an early end (deadline, lost connection, failed pin) the session
+/// stays to answer its owner with the error that ended it, until the owner
+/// sends commit / rollback or dies, or at most this long.
+constexpr auto linger_time = seconds{60};
+constexpr std::uint64_t deadline_tick = 0;
+constexpr std::uint64_t linger_tick = 1;
+
+/// Gives the connection back. Then quits, or (`linger`) stays to answer
+/// with `ended` until commit / rollback, the owner's end or linger_time.
+/// With a pin pending it waits for its answer first.
+void release(self_ptr self, bool linger) {
   auto& st = self->state;
   auto was = st.phase;
   st.phase = session_phase::done;
@@ -131,8 +140,11 @@ void release(self_ptr self) {
     self->send(st.cfg.supervisor, unpin_atom::value, st.worker);
     st.worker = nullptr;
   }
-  if (was != session_phase::pinning) self->quit();
-  // Else the pin's answer (granted or not) arrives later and ends it.
+  if (was == session_phase::pinning) return; // the pin's answer ends it
+  if (linger)
+    self->delayed_send(self, linger_time, tick_atom::value, linger_tick);
+  else
+    self->quit();
 }
 
 /// Sends BEGIN once, ahead of the first statement (same round trip).
@@ -149,8 +161,9 @@ void send_begin(self_ptr self) {
             });
 }
 
-/// Rolls back in the background, answers `why` from now on, then quits.
-void end_with_rollback(self_ptr self, caf::error why) {
+/// Rolls back in the background, answers `why` from now on, then quits
+/// (`linger`: see release).
+void end_with_rollback(self_ptr self, caf::error why, bool linger) {
   auto& st = self->state;
   if (!st.ended) st.ended = std::move(why);
   if (st.phase == session_phase::pinning) {
@@ -159,7 +172,7 @@ void end_with_rollback(self_ptr self, caf::error why) {
   }
   if (st.phase != session_phase::open) return;
   if (!st.begun || !st.worker) {
-    release(self);
+    release(self, linger);
     return;
   }
   st.phase = session_phase::ending;
@@ -167,7 +180,8 @@ void end_with_rollback(self_ptr self, caf::error why) {
       steady_now_ns() + duration_cast<nanoseconds>(caf::timespan{rollback_budget}).count();
   self->request(st.worker, caf::infinite, execute_atom::value,
                 make_job(st, "ROLLBACK", {}, tx_end, deadline))
-      .then([self](result_set&) { release(self); }, [self](caf::error&) { release(self); });
+      .then([self, linger](result_set&) { release(self, linger); },
+            [self, linger](caf::error&) { release(self, linger); });
 }
 
 void on_statement_error(self_ptr self, caf::error& err,
@@ -185,14 +199,14 @@ void on_statement_error(self_ptr self, caf::error& err,
   case errc::query_timeout:
     // Cancelled on the server by the worker; roll back.
     rp.deliver(err);
-    end_with_rollback(self, std::move(err));
+    end_with_rollback(self, std::move(err), true);
     return;
   default:
     // Connection lost or shutting down: nothing left to roll back here (the
     // server rolls back a transaction whose connection is gone).
     rp.deliver(err);
     if (!st.ended) st.ended = err;
-    if (st.phase == session_phase::open) release(self);
+    if (st.phase == session_phase::open) release(self, true);
     return;
   }
 }
@@ -223,8 +237,10 @@ void run_query(self_ptr self, std::string sql, std::vector<param> params,
               rp.deliver(detail::node_error(errc::query_failed, st.cfg.node_id,
                                             "BEGIN failed (" + st.begin_error +
                                                 "); the statement ran outside a transaction"));
-              end_with_rollback(self, detail::node_error(errc::query_failed, st.cfg.node_id,
-                                                         "BEGIN failed: " + st.begin_error));
+              end_with_rollback(self,
+                                detail::node_error(errc::query_failed, st.cfg.node_id,
+                                                   "BEGIN failed: " + st.begin_error),
+                                true);
               return;
             }
             rp.deliver(std::move(rs));
@@ -239,6 +255,7 @@ void commit(self_ptr self, caf::typed_response_promise<lsn> rp) {
   auto& st = self->state;
   if (st.phase != session_phase::open) {
     rp.deliver(st.ended_error());
+    if (st.phase == session_phase::done) self->quit(); // the owner is done with it
     return;
   }
   send_begin(self);
@@ -258,7 +275,7 @@ void commit(self_ptr self, caf::typed_response_promise<lsn> rp) {
       rp.deliver(*x);
     else
       rp.deliver(std::move(x.error()));
-    release(self);
+    release(self, false);
   };
   self->request(st.worker, caf::infinite, execute_atom::value,
                 make_job(st, "COMMIT", {}, tx_end, st.deadline_ns))
@@ -326,6 +343,7 @@ void rollback(self_ptr self, caf::typed_response_promise<ok_atom> rp) {
   switch (st.phase) {
   case session_phase::done:
     rp.deliver(ok_atom::value); // rolled back already (or nothing to roll back)
+    self->quit();               // the owner is done with it
     return;
   case session_phase::ending:
     // Our own ROLLBACK runs (deadline, owner, timeout), or a COMMIT.
@@ -337,8 +355,10 @@ void rollback(self_ptr self, caf::typed_response_promise<ok_atom> rp) {
     break;
   }
   st.rollback_waiters.push_back(rp);
-  end_with_rollback(self, detail::node_error(errc::invalid_argument, st.cfg.node_id,
-                                             "the transaction was rolled back"));
+  end_with_rollback(
+      self,
+      detail::node_error(errc::invalid_argument, st.cfg.node_id, "the transaction was rolled back"),
+      false);
 }
 
 void on_granted(self_ptr self, connection_worker_actor worker) {
@@ -379,8 +399,9 @@ void on_pin_failed(self_ptr self, caf::error& err) {
     if (q.commit_rp.pending()) q.commit_rp.deliver(st.ended);
     if (q.rollback_rp.pending()) q.rollback_rp.deliver(ok_atom::value);
   }
+  // Stays to answer the owner with the error (see release).
   st.phase = session_phase::done;
-  self->quit();
+  self->delayed_send(self, linger_time, tick_atom::value, linger_tick);
 }
 
 session_impl_actor::behavior_type session_behavior(self_ptr self, session_config cfg) {
@@ -394,20 +415,26 @@ session_impl_actor::behavior_type session_behavior(self_ptr self, session_config
     auto& st = self->state;
     if (st.cfg.owner && dm.source == caf::actor_cast<caf::actor_addr>(st.cfg.owner)) {
       log::info("node {}: transaction owner terminated; rolling back", st.cfg.node_id);
-      end_with_rollback(self, detail::node_error(errc::shutting_down, st.cfg.node_id,
-                                                 "transaction owner terminated; rolled back"));
+      if (st.phase == session_phase::done) {
+        self->quit();
+        return;
+      }
+      end_with_rollback(self,
+                        detail::node_error(errc::shutting_down, st.cfg.node_id,
+                                           "transaction owner terminated; rolled back"),
+                        false);
     } else if (st.worker && dm.source == st.worker.address()) {
       // Answers came first (same sender); what is left has lost its connection.
       if (!st.ended)
         st.ended = detail::node_error(errc::connection_failed, st.cfg.node_id,
                                       "connection lost; the transaction was rolled back");
       st.worker = nullptr;
-      if (st.phase == session_phase::open || st.phase == session_phase::ending) release(self);
+      if (st.phase == session_phase::open || st.phase == session_phase::ending) release(self, true);
     }
   });
   // The deadline: an idle session past it rolls back (a running statement
   // is answered query_timeout by its worker at the same time).
-  self->delayed_send(self, caf::timespan{st.deadline_ns - now}, tick_atom::value, std::uint64_t{0});
+  self->delayed_send(self, caf::timespan{st.deadline_ns - now}, tick_atom::value, deadline_tick);
   self->request(st.cfg.supervisor, caf::infinite, pin_atom::value,
                 make_job(st, {}, {}, tx_inside, st.deadline_ns))
       .then([self](connection_worker_actor& w) { on_granted(self, std::move(w)); },
@@ -454,14 +481,20 @@ session_impl_actor::behavior_type session_behavior(self_ptr self, session_config
         }
         return rp;
       },
-      [=](tick_atom, std::uint64_t) {
+      [=](tick_atom, std::uint64_t which) {
         auto& st = self->state;
+        if (which == linger_tick) {
+          if (st.phase == session_phase::done) self->quit();
+          return;
+        }
         if (st.phase != session_phase::open || st.in_flight > 0) return;
         log::debug("node {}: transaction deadline passed while idle; rolling back", st.cfg.node_id);
-        end_with_rollback(self, detail::node_error(errc::query_timeout, st.cfg.node_id,
-                                                   "transaction deadline of " +
-                                                       std::to_string(st.timeout_ms) +
-                                                       " ms passed; rolled back"));
+        end_with_rollback(self,
+                          detail::node_error(errc::query_timeout, st.cfg.node_id,
+                                             "transaction deadline of " +
+                                                 std::to_string(st.timeout_ms) +
+                                                 " ms passed; rolled back"),
+                          true);
       },
   };
 }
