@@ -69,13 +69,21 @@ caf::timespan reply_bound(const detail::transaction_impl& t) {
                        reply_margin};
 }
 
+/// One request and its reply, waiting at most `bound`. Like the facade's
+/// query path: no CAF request timeout (it costs two trips to CAF's clock
+/// thread per request); the bound is this thread's own timed wait.
 template <class R, class Handle, class... Ts>
 R ask_blocking(caf::scoped_actor& self, const Handle& dest, caf::timespan bound, Ts&&... xs) {
+  if (!dest) throw error{errc::invalid_argument, "no transaction session"};
   std::optional<R> out;
   caf::error failure;
-  self->request(dest, bound, std::forward<Ts>(xs)...)
-      .receive([&](R& value) { out = std::move(value); },
-               [&](caf::error& err) { failure = std::move(err); });
+  auto req = self->new_request_id(caf::message_priority::normal);
+  dest->eq_impl(req, self->ctrl(), nullptr, std::forward<Ts>(xs)...);
+  caf::blocking_actor::accept_one_cond one;
+  self->varargs_receive(
+      one, req.response_id(), [&](R& value) { out = std::move(value); },
+      [&](caf::error& err) { failure = std::move(err); },
+      caf::after(bound) >> [&] { failure = caf::make_error(caf::sec::request_timeout); });
   log::release_caf_thread_logger();
   if (!out) throw error{to_error_info(failure)};
   return std::move(*out);
