@@ -159,6 +159,30 @@ BOOST_AUTO_TEST_CASE(commit_is_visible_and_rollback_is_not) {
   BOOST_CHECK_EQUAL(test::server_connections("node0", "idle in transaction"), 0);
 }
 
+BOOST_AUTO_TEST_CASE(bad_input_is_a_clear_error) {
+  auto code_of = [](auto&& call) {
+    try {
+      call();
+    } catch (const error& e) {
+      return e.code();
+    }
+    return errc::internal;
+  };
+  auto noop = [](transaction&) {};
+  transaction_options negative;
+  negative.retries = -1;
+  BOOST_CHECK(code_of([&] { mgr->with_transaction("node0", noop, negative); }) ==
+              errc::invalid_argument);
+  transaction_options zero;
+  zero.timeout = 0ms;
+  BOOST_CHECK(code_of([&] { mgr->with_transaction("node0", noop, zero); }) ==
+              errc::invalid_argument);
+  BOOST_CHECK(code_of([&] { mgr->with_transaction("nope", noop); }) == errc::node_not_found);
+  BOOST_CHECK(code_of([&] { mgr->with_transaction("node0", nullptr); }) == errc::invalid_argument);
+  // An empty transaction commits (nothing written: a WAL position all the same).
+  BOOST_CHECK(mgr->with_transaction("node0", noop).value > 0);
+}
+
 BOOST_AUTO_TEST_CASE(serialization_failure_is_retried_to_success) {
   mgr->query("node0", "INSERT INTO tx_items VALUES (1, 0), (2, 0)");
   auto run = [&](int retries, int mine, std::atomic<int>& attempts, gate& g) {
