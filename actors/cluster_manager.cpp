@@ -15,7 +15,9 @@
 #include "node_error.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/node_supervisor.hpp"
+#include "pgcm/actors/transaction_session.hpp"
 #include "pgcm/messages/error.hpp"
+#include "pq_connection.hpp"
 #include "reactor.hpp"
 #include "routing_snapshot.hpp"
 #include "routing_table.hpp"
@@ -277,6 +279,34 @@ void dispatch_routed(self_ptr self, const std::string& node, const route& r, que
           },
           [=](caf::error& err) mutable { finish(std::move(err)); });
 }
+
+// -- transactions ---------------------------------------------------------------
+
+/// Why `o` cannot start a transaction, or none.
+caf::error check_transaction_options(const transaction_options& o) {
+  if (o.retries < 0) return make_error(errc::invalid_argument, "transaction retries must be >= 0");
+  if (o.timeout && o.timeout->count() <= 0)
+    return make_error(errc::invalid_argument, "transaction timeout must be > 0 ms");
+  if (static_cast<int>(o.level) > static_cast<int>(isolation::serializable))
+    return make_error(errc::invalid_argument, "unknown isolation level");
+  return caf::none;
+}
+
+/// Starts a transaction session on `node`, owned by the requester.
+caf::result<transaction_session> begin_on(self_ptr self, const std::string& node,
+                                          const transaction_options& o) {
+  auto sup = supervisor_of(self, node);
+  if (!sup) return std::move(sup.error());
+  session_config sc;
+  sc.supervisor = *sup;
+  sc.node_id = node;
+  sc.opts = o;
+  sc.timeout = caf::timespan{o.timeout.value_or(self->state.opts.query_timeout)};
+  sc.owner = self->current_sender();
+  return transaction_session{spawn_transaction_session(self->system(), std::move(sc)), node};
+}
+
+// -- end of transactions ----------------------------------------------------------
 
 /// Sends waiting target::primary requests once a primary is there.
 void retry_primary_waits(self_ptr self) {
@@ -589,6 +619,8 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
           caf::timespan timeout) -> caf::result<result_set> {
         auto sup = supervisor_of(self, id);
         if (!sup) return std::move(sup.error());
+        if (auto problem = detail::transaction_statement_problem(sql); !problem.empty())
+          return detail::node_error(errc::invalid_argument, id, problem);
         auto& st = self->state;
         if (timeout.count() <= 0) timeout = st.opts.query_timeout;
         auto job = make_query_job(std::move(sql), std::move(params), timeout);
@@ -600,6 +632,10 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         auto rp = self->make_response_promise<result_set>();
         if (st.shutting_down) {
           rp.deliver(shutting_down_error());
+          return rp;
+        }
+        if (auto problem = detail::transaction_statement_problem(sql); !problem.empty()) {
+          rp.deliver(make_error(errc::invalid_argument, problem));
           return rp;
         }
         if (timeout.count() <= 0) timeout = st.opts.query_timeout;
@@ -641,6 +677,10 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         auto rp = self->make_response_promise<std::vector<node_result_set>>();
         if (st.shutting_down) {
           rp.deliver(shutting_down_error());
+          return rp;
+        }
+        if (auto problem = detail::transaction_statement_problem(sql); !problem.empty()) {
+          rp.deliver(make_error(errc::invalid_argument, problem));
           return rp;
         }
         if (timeout.count() <= 0) timeout = st.opts.query_timeout;
@@ -828,6 +868,19 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         auto sup = supervisor_of(self, id);
         if (!sup) return std::move(sup.error());
         return self->delegate(*sup, stream_atom::value, std::move(*job));
+      },
+      // transactions
+      [=](begin_atom, const std::string& id,
+          transaction_options& o) -> caf::result<transaction_session> {
+        if (auto err = check_transaction_options(o)) return err;
+        return begin_on(self, id, o);
+      },
+      [=](begin_atom, route& r, transaction_options& o) -> caf::result<transaction_session> {
+        if (self->state.shutting_down) return shutting_down_error();
+        if (auto err = check_transaction_options(o)) return err;
+        auto picked = pick_node(self, r);
+        if (!picked.node) return make_error(picked.code, picked.message);
+        return begin_on(self, *picked.node, o);
       },
       [=](route_atom, const std::string& id) -> caf::result<node_query_actor> {
         auto sup = supervisor_of(self, id);

@@ -139,6 +139,13 @@ struct worker_data {
   /// Answers counted in counters->answered before they were given
   /// (deliver_outcomes) and not yet considered for a report.
   bool counted_early = false;
+  /// Transactions: answers to session statements since the last report.
+  /// The supervisor did not count them as sent, so they are left out of
+  /// counters->answered (they still count in the stats).
+  std::int64_t session_answers = 0;
+  /// query_job::tx of the last statement sent: tx_inside may leave the
+  /// connection in a transaction (its session holds it pinned).
+  std::uint8_t last_tx = 0;
   bool flush_scheduled = false;
   std::int64_t last_report_ns = 0;
   // Requests to hand back to the supervisor, sent after the next report so
@@ -196,6 +203,11 @@ void observe_answer(worker_data& st, const query_job& job) {
 #undef PGCM_X
 }
 
+/// Counts an answer to a transaction session's statement (see session_answers).
+void note_session(worker_data& st, const query_job& job) {
+  if (job.tx != 0) ++st.session_answers;
+}
+
 /// Tick generation of the report flush timer (deadline ticks count up from 1).
 constexpr std::uint64_t flush_tick = 0;
 constexpr std::int64_t report_interval_ns = 250'000'000;
@@ -207,6 +219,7 @@ void send_report(self_ptr self, bool force = false) {
   // Signs of a failover are reported at once (the manager probes every node).
   bool wanted = st.state_changed || (force && answers > 0) || r.failover_signs > 0;
   if (auto* c = st.cfg.counters.get()) {
+    answers -= st.session_answers; // the supervisor does not count them as sent
     if (answers > st.published_answers || st.counted_early) {
       // seq_cst on both sides: either the supervisor sees this answer when
       // it re-checks after setting report_answers, or this load sees the flag.
@@ -229,6 +242,7 @@ void send_report(self_ptr self, bool force = false) {
     self->send(st.owner, report_atom::value, r);
     r = worker_report{};
     st.published_answers = 0;
+    st.session_answers = 0;
     st.state_changed = false;
     st.last_report_ns = steady_now_ns();
   }
@@ -337,14 +351,16 @@ void finish(self_ptr self, phase final_state, const caf::error& err, bool retry_
   for (auto& f : st.queue) {
     if (f.abandoned) {
       ++st.pending_report.timed_out;
+      note_session(st, f.job);
       continue;
     }
-    if ((f.unsent || (retry_safe && f.job.attempt == 0)) && st.cfg.retry_to &&
+    if ((f.unsent || (retry_safe && f.job.attempt == 0)) && st.cfg.retry_to && f.job.tx == 0 &&
         f.job.deadline_ns > steady_now_ns()) {
       hand_back(st, std::move(f));
     } else {
       f.rp.deliver(err);
       ++st.pending_report.failed;
+      note_session(st, f.job);
       observe_answer(st, f.job);
     }
   }
@@ -391,7 +407,8 @@ void maybe_cancel_head(self_ptr self) {
 }
 
 bool retryable(const worker_data& st, const detail::pq_outcome& out, const query_job& job) {
-  if (job.attempt != 0 || !st.cfg.retry_to || job.deadline_ns <= steady_now_ns()) return false;
+  if (job.attempt != 0 || job.tx != 0 || !st.cfg.retry_to || job.deadline_ns <= steady_now_ns())
+    return false;
   if (out.stale_statement) return true;
   // The server ended the session (pg_terminate_backend, shutdown): the
   // statement was aborted or never started, nothing was committed.
@@ -426,9 +443,14 @@ void deliver_outcomes(self_ptr self) {
     // request and open another connection, pool_policy.hpp). The statement
     // behind them starts now; stored first, so that whoever sees the count
     // sees its start too.
-    auto n = static_cast<std::int64_t>(std::min(st.done.size(), st.queue.size()));
+    // Answers to a transaction session's statements are not counted: the
+    // supervisor did not count them as sent (session_answers).
+    auto answering = std::min(st.done.size(), st.queue.size());
+    std::int64_t n = 0;
+    for (std::size_t k = 0; k < answering; ++k)
+      if (st.queue[k].job.tx == 0) ++n;
+    if (answering > 0 && st.queue.size() > answering) c->head_since_ns.store(steady_now_ns());
     if (n > 0) {
-      if (st.queue.size() > static_cast<std::size_t>(n)) c->head_since_ns.store(steady_now_ns());
       c->answered.fetch_add(n);
       st.published_answers += n;
       st.counted_early = true;
@@ -442,12 +464,14 @@ void deliver_outcomes(self_ptr self) {
     st.cancel_sent_ns = 0;
     if (f.abandoned) {
       ++st.pending_report.timed_out;
+      note_session(st, f.job);
       continue;
     }
     if (out.ok) {
       out.result.set_node_id(st.cfg.node_id);
       f.rp.deliver(std::move(out.result));
       ++st.pending_report.ok;
+      note_session(st, f.job);
       observe_answer(st, f.job);
     } else if (retryable(st, out, f.job)) {
       hand_back(st, std::move(f));
@@ -458,13 +482,16 @@ void deliver_outcomes(self_ptr self) {
       f.rp.deliver(
           make_error(code, detail::node_message(st.cfg.node_id, what) + out.error, out.sqlstate));
       ++st.pending_report.failed;
+      note_session(st, f.job);
       observe_answer(st, f.job);
     }
   }
   st.done.clear();
   // A request that leaves a transaction open poisons the connection: it is
   // discarded, never reused (its transaction is rolled back by the server).
-  if (st.queue.empty() && st.state == phase::ready && !st.conn->idle_in_session()) {
+  // Except inside a transaction session, which holds the connection pinned.
+  if (st.queue.empty() && st.state == phase::ready && st.last_tx != tx_inside &&
+      !st.conn->idle_in_session()) {
     log::info("node {}: connection {} left in a transaction; discarding it", st.cfg.node_id,
               st.cfg.worker_id);
     set_state(self, phase::retiring);
@@ -478,8 +505,9 @@ void deliver_outcomes(self_ptr self) {
 bool maybe_park(self_ptr self) {
   auto& st = self->state;
   if (!st.slot || !st.cfg.leases->used.load() || st.state != phase::ready || !st.queue.empty() ||
-      !st.deferred.empty() || !st.retries.empty() || st.cancel_sent_ns != 0 ||
-      st.conn->pending() != 0 || !st.conn->idle_in_session())
+      (st.cfg.counters && st.cfg.counters->pinned.load()) || !st.deferred.empty() ||
+      !st.retries.empty() || st.cancel_sent_ns != 0 || st.conn->pending() != 0 ||
+      !st.conn->idle_in_session())
     return false;
   int fd = st.conn->socket();
   if (fd < 0) return false;
@@ -677,6 +705,7 @@ void execute(self_ptr self, caf::typed_response_promise<result_set> rp, query_jo
   auto& st = self->state;
   if (job.deadline_ns <= steady_now_ns()) {
     ++st.pending_report.timed_out;
+    note_session(st, job);
     rp.deliver(make_error(errc::query_timeout, timeout_message(st, job)));
     observe_answer(st, job);
     send_report(self);
@@ -685,12 +714,13 @@ void execute(self_ptr self, caf::typed_response_promise<result_set> rp, query_jo
   if (st.state != phase::ready) {
     // Raced with a state change the supervisor has not seen yet; the
     // statement was not sent, so hand it back.
-    if (st.cfg.retry_to) {
+    if (st.cfg.retry_to && job.tx == 0) {
       hand_back(st, inflight{rp, std::move(job), false, true});
       send_report(self);
       return;
     }
     ++st.pending_report.failed;
+    note_session(st, job);
     rp.deliver(
         detail::node_error(errc::connection_failed, st.cfg.node_id, "connection not available"));
     send_report(self);
@@ -728,6 +758,7 @@ void execute(self_ptr self, caf::typed_response_promise<result_set> rp, query_jo
     return;
   }
   auto deadline = job.deadline_ns;
+  st.last_tx = job.tx;
   st.queue.push_back(inflight{rp, std::move(job), false});
   int flushed = st.conn->flush();
   if (flushed < 0) {

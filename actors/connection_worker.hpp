@@ -68,6 +68,9 @@ struct worker_counters {
   /// The worker's lease slot (owned by the worker): the supervisor reserves
   /// a parked connection for a request it routes there (no lessee takes it).
   std::weak_ptr<detail::lease_slot> lease;
+  /// Set by the supervisor while a transaction session holds the
+  /// connection pinned: the worker does not park it for leasing.
+  std::atomic<bool> pinned{false};
 };
 
 struct worker_config {

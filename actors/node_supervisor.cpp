@@ -41,10 +41,22 @@ struct supervisor_data;
 // A core actor: may run inline (src/core_actor.hpp, docs/threading.md I5).
 using self_ptr = detail::core_pointer<node_supervisor_actor, supervisor_data>;
 
-/// A caller of (query_atom, query_job) waiting for its answer.
+/// A caller of (query_atom, query_job) waiting for its answer, or a
+/// transaction session's (pin_atom, query_job) waiting for a connection.
 struct pending_query {
   caf::typed_response_promise<result_set> rp;
   query_job job;
+  bool pin = false;
+  caf::typed_response_promise<connection_worker_actor> pin_rp;
+  caf::strong_actor_ptr session; // who asked for the pin
+
+  void fail(caf::error err) {
+    if (pin)
+      pin_rp.deliver(std::move(err));
+    else
+      rp.deliver(std::move(err));
+  }
+  bool pending() const { return pin ? pin_rp.pending() : rp.pending(); }
 };
 
 /// Carries out the pool policy's decisions with the actor.
@@ -105,6 +117,8 @@ struct supervisor_data {
   /// at most pool.max at once. They count as open connections with a
   /// request in flight in the pool stats.
   std::vector<stream_worker_actor> streams;
+  /// Transactions: which session pinned which connection (monitored).
+  std::vector<std::pair<caf::actor_addr, connection_worker_actor>> pinned_by;
 
   detail::tick_timer timer;
   /// The steady clock in ns (query_job::deadline_ns); tests use a fake one.
@@ -117,8 +131,7 @@ struct supervisor_data {
     }
     if (pool)
       pool->for_each_waiting([this](pending_query& q) {
-        if (q.rp.pending())
-          q.rp.deliver(detail::node_error(errc::shutting_down, node_id, "shutting down"));
+        if (q.pending()) q.fail(detail::node_error(errc::shutting_down, node_id, "shutting down"));
       });
     if (start_rp.pending()) start_rp.deliver(ok_atom::value);
     if (stop_rp.pending()) stop_rp.deliver(ok_atom::value);
@@ -210,15 +223,32 @@ void supervisor_shell::send(const connection_worker_actor& worker, pending_query
   auto& st = self->state;
   for (auto& w : st.pool->workers())
     if (w.worker == worker) {
+      // A pinned connection is never leased: it holds its session's
+      // transaction until unpinned (the worker does not park it).
+      if (q.pin) w.shared->pinned.store(true);
       if (auto slot = w.shared->lease.lock()) st.leases->reserve(*slot);
       break;
     }
+  if (q.pin) {
+    // Pinned: the session talks to the worker itself until it unpins it.
+    // Should the session die without unpinning, its connection is closed
+    // (it may hold an open transaction).
+    if (q.session) {
+      st.pinned_by.emplace_back(caf::actor_cast<caf::actor_addr>(q.session), worker);
+      self->monitor(q.session);
+    }
+    q.pin_rp.deliver(worker);
+    return;
+  }
   q.rp.delegate(worker, execute_atom::value, std::move(q.job));
 }
 
 void supervisor_shell::reject(pending_query&& q, detail::pool_reject why) {
   auto& st = self->state;
-  auto& rp = q.rp;
+  struct {
+    pending_query& q;
+    void deliver(caf::error err) { q.fail(std::move(err)); }
+  } rp{q};
   using detail::pool_reject;
   switch (why) {
   case pool_reject::stopping:
@@ -542,6 +572,21 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         return;
       }
     auto& pool = *self->state.pool;
+    auto& pins = self->state.pinned_by;
+    for (auto it = pins.begin(); it != pins.end(); ++it)
+      if (it->first == dm.source) {
+        // A session ended without giving its connection back: whatever
+        // transaction it left open must not reach the next user.
+        auto worker = it->second;
+        pins.erase(it);
+        if (auto* w = pool.find_worker(worker)) {
+          log::warn("node {}: transaction session ended without releasing connection {}; "
+                    "closing it",
+                    self->state.node_id, w->id);
+          self->send(worker, drain_atom::value, caf::timespan{0});
+        }
+        return;
+      }
     for (auto& w : pool.workers())
       if (w.worker.address() == dm.source) {
         pool.on_gone(self->state.clock(), w.id, true, "connection worker terminated unexpectedly");
@@ -559,6 +604,30 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         st.pool->on_request(st.clock(), pending_query{rp, std::move(job)}, deadline, exclusive);
         stats_changed(self);
         return rp;
+      },
+      [=](pin_atom, query_job& job) -> caf::result<connection_worker_actor> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<connection_worker_actor>();
+        auto deadline = job.deadline_ns;
+        pending_query q{{}, std::move(job), true, rp, self->current_sender()};
+        st.pool->on_request(st.clock(), std::move(q), deadline, true, true);
+        stats_changed(self);
+        return rp;
+      },
+      [=](unpin_atom, const connection_worker_actor& worker) {
+        auto& st = self->state;
+        auto& pins = st.pinned_by;
+        for (auto it = pins.begin(); it != pins.end(); ++it)
+          if (it->second == worker) {
+            self->demonitor(it->first);
+            pins.erase(it);
+            break;
+          }
+        if (auto* w = st.pool->find_worker(worker)) {
+          w->shared->pinned.store(false); // may be leased again once idle
+          st.pool->on_unpin(st.clock(), w->id);
+        }
+        stats_changed(self);
       },
       [=](start_atom) -> caf::result<ok_atom> {
         auto& st = self->state;

@@ -177,6 +177,14 @@ manager_api_actor::behavior_type remote_link(link_ptr self, manager_api_actor re
         return forward<stream_control_actor>(self, a, std::move(id), std::move(sql), std::move(ps),
                                              spec, std::move(sink));
       },
+      // transactions: the session answered is the remote one (its owner is
+      // this link: it rolls back when the link goes away)
+      [=](begin_atom a, std::string& id, transaction_options& o) {
+        return forward<transaction_session>(self, a, std::move(id), std::move(o));
+      },
+      [=](begin_atom a, route& r, transaction_options& o) {
+        return forward<transaction_session>(self, a, std::move(r), std::move(o));
+      },
   };
 }
 

@@ -233,6 +233,23 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
       ws.push_back(std::move(w));
     }
   }
+  {
+    // Transactions (issue 12): BEGIN; UPDATE; COMMIT at 16 in flight.
+    workload w;
+    w.name = "tx.c16";
+    w.title = "single node, BEGIN; UPDATE bench_tx (own row); COMMIT, 16 in flight, pool max 16, "
+              "with_transaction";
+    w.make = [&c, &rt, primary, pool] {
+      const std::string update = "UPDATE bench_tx SET v = v + 1 WHERE id = $1";
+      auto p = pool;
+      p.max = 16; // a transaction holds its connection: one per client, as raw
+      std::vector<contender_ptr> v;
+      v.push_back(make_pgcm_tx(rt, c, primary, update, 16, p));
+      v.push_back(make_raw_tx(c, primary, update, 16));
+      return v;
+    };
+    ws.push_back(std::move(w));
+  }
   for (int n : {1, 16}) {
     workload w;
     w.name = "select1.c" + std::to_string(n) + ".actor";

@@ -1,4 +1,5 @@
 #include "pgcm_side.hpp"
+#include "raw.hpp"
 
 #include <condition_variable>
 #include <cstdio>
@@ -111,7 +112,12 @@ struct request_spec {
   std::string sql;
   bool routed = false; // query(route{target::standby}, sql) instead of the node by name
   std::string label;   // contender name (default pgcm-facade / pgcm-actor)
+  /// with_transaction: `sql` ($1 = the calling thread's own row of bench_tx)
+  /// as the transaction's only statement.
+  bool tx = false;
 };
+
+std::atomic<int> tx_rows{0};
 
 /// Runs one request through the facade; false on failure (with `err`).
 bool facade_call(pgcm::connection_manager& mgr, const request_spec& r, std::string& err) {
@@ -127,6 +133,10 @@ bool facade_call(pgcm::connection_manager& mgr, const request_spec& r, std::stri
       pgcm::route to;
       to.to = pgcm::target::standby;
       (void)mgr.query(to, r.sql);
+    } else if (r.tx) {
+      // Each client thread updates its own row (no lock waits between them).
+      thread_local int row = tx_rows++ % 64 + 1;
+      (void)mgr.with_transaction(r.node, [&](pgcm::transaction& tx) { tx.query(r.sql, {row}); });
     } else {
       (void)mgr.query(r.node, r.sql);
     }
@@ -151,6 +161,10 @@ public:
   std::string name() const override { return req_.label.empty() ? "pgcm-facade" : req_.label; }
 
   std::string describe() const override {
+    if (req_.tx)
+      return std::to_string(n_) +
+             " threads looping on with_transaction(UPDATE) (blocking facade), " + pool_text(pool_) +
+             ", policy " + rt_.policy();
     return std::to_string(n_) + " threads looping on " +
            (req_.all      ? "query_all()"
             : req_.routed ? "query(route{standby})"
@@ -159,6 +173,7 @@ public:
   }
 
   void setup() override {
+    if (req_.tx) ensure_tx_table(c_, servers_.at(0));
     mgr_ = std::make_unique<pgcm::connection_manager>(*rt_.get().sys, bench_options());
     mgr_->initialize(node_entries(c_, servers_, pool_));
     std::string err;
@@ -517,9 +532,15 @@ private:
 
 } // namespace
 
+contender_ptr make_pgcm_tx(pgcm_runtime& rt, const cluster_info& c, const server& srv,
+                           std::string update_sql, int threads, pool_settings pool) {
+  request_spec r{false, srv.name, std::move(update_sql), true};
+  return std::make_unique<pgcm_facade>(rt, c, std::vector<server>{srv}, r, threads, pool);
+}
+
 contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const server& srv,
                                std::string sql, int in_flight, pgcm_api api, pool_settings pool) {
-  request_spec r{false, srv.name, std::move(sql)};
+  request_spec r{false, srv.name, std::move(sql), false};
   if (api == pgcm_api::facade)
     return std::make_unique<pgcm_facade>(rt, c, std::vector<server>{srv}, r, in_flight, pool);
   return std::make_unique<pgcm_actor>(rt, c, std::vector<server>{srv}, r, in_flight, pool,

@@ -52,6 +52,11 @@ contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const se
 contender_ptr make_pgcm_routed(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
                                std::string sql, int in_flight, bool routed, pool_settings pool);
 
+/// with_transaction on one node (`srv`) from `threads` threads, the
+/// transaction being `update_sql` with $1 = the thread's own row of bench_tx.
+contender_ptr make_pgcm_tx(pgcm_runtime& rt, const cluster_info& c, const server& srv,
+                           std::string update_sql, int threads, pool_settings pool);
+
 /// query_all(`sql`) over `servers` with `in_flight` fan-outs outstanding.
 contender_ptr make_pgcm_all(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
                             std::string sql, int in_flight, pgcm_api api, pool_settings pool);

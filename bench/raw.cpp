@@ -72,20 +72,25 @@ bool result_ok(ExecStatusType st) {
 
 class raw_threads final : public contender {
 public:
-  raw_threads(cluster_info c, server s, std::string sql, int threads, bool prepared)
-      : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), n_(threads), prepared_(prepared) {
-  }
+  raw_threads(cluster_info c, server s, std::string sql, int threads, bool prepared,
+              bool tx = false)
+      : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), n_(threads), prepared_(prepared),
+        tx_(tx) {}
 
   ~raw_threads() override { teardown(); }
 
-  std::string name() const override { return "raw-threads"; }
+  std::string name() const override { return tx_ ? "raw-tx-threads" : "raw-threads"; }
 
   std::string describe() const override {
+    if (tx_)
+      return std::to_string(n_) +
+             " threads x 1 blocking connection, BEGIN; PQexecPrepared(UPDATE); COMMIT";
     return std::to_string(n_) + " threads x 1 blocking connection, " +
            (prepared_ ? "PQexecPrepared" : "PQexec");
   }
 
   void setup() override {
+    if (tx_) ensure_tx_table(c_, s_);
     for (int i = 0; i < n_; ++i)
       conns_.push_back(connect_blocking(c_, s_, sql_, prepared_));
   }
@@ -117,13 +122,31 @@ public:
           std::unique_lock<std::mutex> lk{mtx};
           cv.wait(lk, [&] { return go; });
         }
+        std::string row = std::to_string(i % 64 + 1);
+        const char* row_param[] = {row.c_str()};
+        auto exec = [&](const char* sql) {
+          PGresult* r = PQexec(conn, sql);
+          bool ok = result_ok(PQresultStatus(r));
+          PQclear(r);
+          return ok;
+        };
         while (!stop.load(std::memory_order_relaxed)) {
           auto t0 = now_ns();
-          PGresult* r = prepared_ ? PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0)
-                                  : PQexec(conn, sql_.c_str());
-          bool ok = result_ok(PQresultStatus(r));
+          bool ok = true;
+          if (tx_) {
+            ok = exec("BEGIN");
+            PGresult* r = PQexecPrepared(conn, stmt_name, 1, row_param, nullptr, nullptr, 0);
+            ok = ok && result_ok(PQresultStatus(r));
+            PQclear(r);
+            ok = exec(ok ? "COMMIT" : "ROLLBACK") && ok;
+          } else {
+            PGresult* r = prepared_
+                              ? PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0)
+                              : PQexec(conn, sql_.c_str());
+            ok = result_ok(PQresultStatus(r));
+            PQclear(r);
+          }
           if (!ok && me.first_error.empty()) me.first_error = trimmed_error(conn);
-          PQclear(r);
           auto t1 = now_ns();
           if (stop.load(std::memory_order_relaxed)) break;
           if (ok) {
@@ -164,6 +187,7 @@ private:
   std::string sql_;
   int n_;
   bool prepared_;
+  bool tx_ = false;
   std::vector<PGconn*> conns_;
 };
 
@@ -501,6 +525,28 @@ private:
 };
 
 } // namespace
+
+contender_ptr make_raw_tx(const cluster_info& c, const server& srv, std::string update_sql,
+                          int threads) {
+  return std::make_unique<raw_threads>(c, srv, std::move(update_sql), threads, true, true);
+}
+
+void ensure_tx_table(const cluster_info& c, const server& srv) {
+  PGconn* conn = connect_blocking(c, srv, {}, false);
+  for (const char* sql :
+       {"CREATE TABLE IF NOT EXISTS bench_tx (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0)",
+        "INSERT INTO bench_tx SELECT g, 0 FROM generate_series(1, 64) g ON CONFLICT DO NOTHING"}) {
+    PGresult* r = PQexec(conn, sql);
+    bool ok = result_ok(PQresultStatus(r));
+    PQclear(r);
+    if (!ok) {
+      auto msg = trimmed_error(conn);
+      PQfinish(conn);
+      throw std::runtime_error("bench_tx setup failed: " + msg);
+    }
+  }
+  PQfinish(conn);
+}
 
 contender_ptr make_raw_threads(const cluster_info& c, const server& srv, std::string sql,
                                int threads, bool prepared) {

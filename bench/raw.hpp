@@ -17,6 +17,15 @@ namespace bench {
 contender_ptr make_raw_threads(const cluster_info& c, const server& srv, std::string sql,
                                int threads, bool prepared);
 
+/// Transactions: `threads` threads, each with its own blocking connection to
+/// `srv`, looping on BEGIN; `update_sql` (prepared, $1 = the thread's own row
+/// of bench_tx); COMMIT: three round trips, as a plain libpq client does.
+contender_ptr make_raw_tx(const cluster_info& c, const server& srv, std::string update_sql,
+                          int threads);
+
+/// Creates bench_tx (id int primary key, v bigint) with rows 1..64 if missing.
+void ensure_tx_table(const cluster_info& c, const server& srv);
+
 /// One thread driving non-blocking connections with poll(): `conns_per_server`
 /// connections to each server in `servers`; `in_flight` operations kept
 /// outstanding; one operation = the prepared statement on every server in

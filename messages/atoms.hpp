@@ -23,6 +23,12 @@ using event_atom = caf::atom_constant<caf::atom("pgcm_event")>;
 using ok_atom = caf::atom_constant<caf::atom("pgcm_ok")>;
 using version_atom = caf::atom_constant<caf::atom("pgcm_ver")>;
 
+// -- transactions (issue 12, part T): begin on the manager, then the session --
+using begin_atom = caf::atom_constant<caf::atom("pgcm_begin")>;
+using commit_atom = caf::atom_constant<caf::atom("pgcm_commt")>;
+using rollback_atom = caf::atom_constant<caf::atom("pgcm_rollb")>;
+// -- end of transactions --
+
 // Internal protocol between manager, node supervisors, workers and probes.
 using execute_atom = caf::atom_constant<caf::atom("pgcm_exec")>;
 using io_atom = caf::atom_constant<caf::atom("pgcm_io")>;
@@ -47,5 +53,10 @@ using cancel_atom = caf::atom_constant<caf::atom("pgcm_cncl")>;
 
 /// A leased connection comes back to its worker, or leased queries were counted (supervisor).
 using lease_atom = caf::atom_constant<caf::atom("pgcm_lease")>;
+
+// -- transactions (internal): a session pins one connection of a node --
+using pin_atom = caf::atom_constant<caf::atom("pgcm_pin")>;
+using unpin_atom = caf::atom_constant<caf::atom("pgcm_unpin")>;
+// -- end of transactions --
 
 } // namespace pgcm

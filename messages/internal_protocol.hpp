@@ -31,11 +31,20 @@ struct query_job {
   std::uint8_t attempt = 0;
   /// When the call was made (steady_now_ns), for the query-duration histogram.
   std::int64_t start_ns = 0;
+  /// Transactions: 0 an ordinary request; tx_inside: a statement of a
+  /// transaction session on its pinned connection (may leave a transaction
+  /// open); tx_end: the session's COMMIT / ROLLBACK and what follows them
+  /// (the connection must be idle after). Session statements are never
+  /// handed back for a retry: another connection is another transaction.
+  std::uint8_t tx = 0;
 };
+
+constexpr std::uint8_t tx_inside = 1;
+constexpr std::uint8_t tx_end = 2;
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, query_job& x) {
   return f(caf::meta::type_name("pgcm::query_job"), x.sql, x.params, x.deadline_ns, x.timeout_ms,
-           x.attempt, x.start_ns);
+           x.attempt, x.start_ns, x.tx);
 }
 
 /// What a health probe reports after each probe: with `ok`, the node's
@@ -174,7 +183,12 @@ using node_supervisor_actor =
                      caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
                      caf::reacts_to<tick_atom, std::uint64_t>,
                      caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>,
-                     caf::reacts_to<lease_atom, std::int32_t, std::string>>;
+                     caf::reacts_to<lease_atom, std::int32_t, std::string>,
+                     // transactions: (pin_atom, job) answers an idle connection pinned
+                     // for one session until (unpin_atom, it); the job carries only
+                     // the deadline (queued like a request until then).
+                     caf::replies_to<pin_atom, query_job>::with<connection_worker_actor>,
+                     caf::reacts_to<unpin_atom, connection_worker_actor>>;
 
 /// Probes one node's health on its own connection.
 /// `(probe_atom, interval)`: probe every `interval` from now on (the

@@ -23,6 +23,17 @@
 //   (version_atom)                                  -> uint32    protocol_version
 //   (stream_atom, id, sql, params, stream_request, stream_sink_actor)
 //                                                   -> stream_control_actor  see "Row streaming" below
+//   (begin_atom, id, transaction_options)           -> transaction_session   pins a connection
+//   (begin_atom, route, transaction_options)        -> transaction_session   node picked by the route
+//
+// Transaction session protocol (transaction_session_actor, from begin_atom):
+//   (query_atom, sql, params)   -> result_set   in order, inside the transaction
+//   (commit_atom)               -> lsn          WAL position at/after the commit (0 when read_only)
+//   (rollback_atom)             -> ok_atom
+// The session rolls back and frees its connection when its owner (the
+// requester of begin_atom) dies, when the transaction's deadline
+// (transaction_options::timeout, default query_timeout) passes, or at
+// shutdown; later messages are answered with the error that ended it.
 // clang-format on
 
 #include <cstdint>
@@ -37,13 +48,14 @@
 
 #include "pgcm/messages/atoms.hpp"
 #include "pgcm/messages/inspect.hpp"
+#include "pgcm/transaction.hpp"
 
 namespace pgcm {
 
 /// Bumped whenever a message of the public protocol changes shape.
 /// 2: routed queries, replication facts in health_status, result_set node_id /
 /// commit_lsn, the query-duration histogram in pool_stats.
-/// 3: row streaming (stream_atom).
+/// 3: row streaming (stream_atom) and transactions (begin_atom, transaction_session_actor).
 constexpr std::uint32_t protocol_version = 3;
 
 using node_entry = std::pair<std::string, node_config>;
@@ -95,6 +107,34 @@ using stream_sink_actor =
 using stream_control_actor =
     caf::typed_actor<caf::reacts_to<credit_atom, std::uint32_t>, caf::reacts_to<cancel_atom>>;
 
+// -- transactions (issue 12, part T) -----------------------------------------
+
+/// One open transaction on one pinned connection (see the table above).
+using transaction_session_actor =
+    caf::typed_actor<caf::replies_to<query_atom, std::string, std::vector<param>>::with<result_set>,
+                     caf::replies_to<commit_atom>::with<lsn>,
+                     caf::replies_to<rollback_atom>::with<ok_atom>>;
+
+/// What begin_atom answers: the session and the node it runs on.
+struct transaction_session {
+  transaction_session_actor session;
+  std::string node_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transaction_session& x) {
+  return f(caf::meta::type_name("pgcm::transaction_session"), x.session, x.node_id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transaction_options& x) {
+  auto timeout = detail::opt(x.timeout);
+  return f(caf::meta::type_name("pgcm::transaction_options"), x.level, x.read_only, x.deferrable,
+           x.retries, timeout);
+}
+
+// -- end of transactions ------------------------------------------------------
+
 /// The manager's public interface: what applications and remote clients may send.
 // clang-format off
 using manager_api_actor =
@@ -115,7 +155,10 @@ using manager_api_actor =
                      caf::replies_to<version_atom>::with<std::uint32_t>,
                      // Row streaming (issue 12, part S).
                      caf::replies_to<stream_atom, std::string, std::string, std::vector<param>,
-                                     stream_request, stream_sink_actor>::with<stream_control_actor>>;
+                                     stream_request, stream_sink_actor>::with<stream_control_actor>,
+                     // Transactions (issue 12, part T).
+                     caf::replies_to<begin_atom, std::string, transaction_options>::with<transaction_session>,
+                     caf::replies_to<begin_atom, route, transaction_options>::with<transaction_session>>;
 // clang-format on
 
 /// Registers every pgcm message type on `cfg` (both sides of a remote

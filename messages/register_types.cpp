@@ -35,6 +35,11 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<stream_sink_actor>("pgcm::stream_sink_actor");
   cfg.add_message_type<stream_control_actor>("pgcm::stream_control_actor");
   cfg.add_message_type<stream_job>("pgcm::stream_job");
+  // transactions
+  cfg.add_message_type<isolation>("pgcm::isolation");
+  cfg.add_message_type<transaction_options>("pgcm::transaction_options");
+  cfg.add_message_type<transaction_session_actor>("pgcm::transaction_session_actor");
+  cfg.add_message_type<transaction_session>("pgcm::transaction_session");
   cfg.add_error_category(error_category(), render_error);
 }
 

@@ -25,6 +25,7 @@
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
 #include "pgcm/messages/error.hpp"
+#include "pq_connection.hpp"
 #include "routing_snapshot.hpp"
 #include "socket_lend.hpp"
 
@@ -600,6 +601,9 @@ result_set connection_manager::query(const std::string& node, const std::string&
   auto t = timeout.value_or(impl_->opts.query_timeout);
   if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
   if (auto route = route_to(*impl_, node); route.sup) {
+    // The manager checks what reaches it; this path skips the manager.
+    if (auto problem = detail::transaction_statement_problem(sql); !problem.empty())
+      throw error{errc::invalid_argument, "node " + node + ": " + problem};
     // What the manager would send the node (see cluster_manager, query_atom).
     auto job = make_query_job(sql, params, caf::timespan{t});
     std::optional<result_set> out;

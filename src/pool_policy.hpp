@@ -20,6 +20,9 @@
 //   connection with nothing in flight, and nothing is pipelined behind it.
 // - Waiting: `waiting_requests` counts every request not yet executing on
 //   the server: queued here, and pipelined behind another statement.
+// - Pinning (transactions): a pin request waits like an exclusive request;
+//   it takes an idle ready connection, which then gets nothing else until
+//   on_unpin, and counts as in use (not idle) in the stats.
 // - Growth: never more connections opening than requests waiting for them.
 // - Replenish: keep `min` connections. At the first start, before any attempt
 //   failed, all of `min` are opened at once; from the first failure on, a
@@ -145,6 +148,7 @@ public:
     std::int64_t sent = 0;
     std::shared_ptr<counters> shared;
     bool exclusive = false;        // runs a statement that may open a transaction
+    bool pinned = false;           // held by a transaction session: gets nothing else
     std::int64_t sent_idle_ns = 0; // when the last request sent to it found it idle
 
     int in_flight() const {
@@ -162,6 +166,7 @@ public:
     request req;
     std::int64_t deadline_ns = 0;
     bool exclusive = false;
+    bool pin = false;
   };
 
   /// `needs_dns`: the host is a name, resolved by the shell (`resolve()`),
@@ -195,7 +200,7 @@ public:
     stats_.in_flight_requests = 0;
     for (auto& w : workers_) {
       auto n = w.in_flight();
-      if (w.state == conn_state::ready && n == 0) ++stats_.idle_connections;
+      if (w.state == conn_state::ready && n == 0 && !w.pinned) ++stats_.idle_connections;
       stats_.in_flight_requests += n;
     }
     // Queued here, and pipelined behind another statement on a connection.
@@ -230,8 +235,10 @@ public:
     update_state();
   }
 
-  /// A request arrived.
-  void on_request(std::int64_t now, request&& req, std::int64_t deadline_ns, bool exclusive) {
+  /// A request arrived. `pin`: the request asks for a connection of its own
+  /// (shell.send gets the connection it is pinned to).
+  void on_request(std::int64_t now, request&& req, std::int64_t deadline_ns, bool exclusive,
+                  bool pin = false) {
     if (stopping()) {
       shell_.reject(std::move(req), pool_reject::stopping);
       return;
@@ -241,7 +248,22 @@ public:
       shell_.reject(std::move(req), pool_reject::deadline_passed);
       return;
     }
-    dispatch(now, std::move(req), deadline_ns, exclusive, false);
+    dispatch(now, std::move(req), deadline_ns, exclusive || pin, false, pin);
+  }
+
+  /// The session that pinned connection `id` is done with it.
+  void on_unpin(std::int64_t now, std::uint32_t id) {
+    slot* w = find(id);
+    if (w == nullptr || !w->pinned) return;
+    w->pinned = false;
+    drain_queue(now);
+  }
+
+  /// The connection slot of `worker`, or null.
+  const slot* find_worker(const handle& worker) const {
+    for (auto& w : workers_)
+      if (w.worker == worker) return &w;
+    return nullptr;
   }
 
   /// Connection `id` opened.
@@ -530,7 +552,7 @@ private:
     int best_load = 0;
     bool may_pipeline = !exclusive && !may_grow(now);
     for (auto& w : workers_) {
-      if (w.state != conn_state::ready) continue;
+      if (w.state != conn_state::ready || w.pinned) continue;
       auto load = w.in_flight();
       if (w.exclusive) {
         if (load != 0) continue;
@@ -548,11 +570,18 @@ private:
   }
 
   void dispatch(std::int64_t now, request&& req, std::int64_t deadline_ns, bool exclusive,
-                bool from_queue) {
+                bool from_queue, bool pin = false) {
     if (slot* w = pick(now, exclusive)) {
       if (w->in_flight() == 0) w->sent_idle_ns = now;
-      ++w->sent;
-      w->exclusive = exclusive;
+      if (pin) {
+        // The session sends its statements to the worker itself (they are
+        // not counted in `sent`, nor in the worker's shared answer count).
+        w->pinned = true;
+        w->exclusive = false;
+      } else {
+        ++w->sent;
+        w->exclusive = exclusive;
+      }
       shell_.send(w->worker, std::move(req));
       return;
     }
@@ -567,9 +596,9 @@ private:
       return;
     }
     if (from_queue)
-      waiting_.push_front(waiting_request{std::move(req), deadline_ns, exclusive});
+      waiting_.push_front(waiting_request{std::move(req), deadline_ns, exclusive, pin});
     else
-      waiting_.push_back(waiting_request{std::move(req), deadline_ns, exclusive});
+      waiting_.push_back(waiting_request{std::move(req), deadline_ns, exclusive, pin});
     grow(now);
     shell_.arm(deadline_ns);
     if (!from_queue) want_reports(now);
@@ -603,7 +632,7 @@ private:
         shell_.reject(std::move(w.req), pool_reject::node_down);
         continue;
       }
-      dispatch(now, std::move(w.req), w.deadline_ns, w.exclusive, true);
+      dispatch(now, std::move(w.req), w.deadline_ns, w.exclusive, true, w.pin);
     }
     if (waiting_.empty()) want_reports(now);
   }

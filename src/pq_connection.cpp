@@ -82,8 +82,10 @@ conn_params conn_params::from(const node_config& cfg, const std::string& hostadd
   return p;
 }
 
-bool opens_transaction(const std::string& sql) {
-  std::size_t i = 0;
+namespace {
+
+/// Index of the first character of `sql` after white space and comments.
+std::size_t skip_space_and_comments(const std::string& sql, std::size_t i) {
   const auto n = sql.size();
   for (;;) {
     while (i < n && std::isspace(static_cast<unsigned char>(sql[i])))
@@ -95,17 +97,60 @@ bool opens_transaction(const std::string& sql) {
       auto end = sql.find("*/", i + 2);
       i = end == std::string::npos ? n : end + 2;
     } else {
-      break;
+      return i;
     }
   }
-  auto starts_with_word = [&](const char* word) {
-    auto len = std::strlen(word);
-    if (i + len > n) return false;
-    for (std::size_t k = 0; k < len; ++k)
-      if (std::toupper(static_cast<unsigned char>(sql[i + k])) != word[k]) return false;
-    return i + len == n || !std::isalnum(static_cast<unsigned char>(sql[i + len]));
+}
+
+/// Whether the keyword `word` (upper case) starts at `i`; on success `i`
+/// moves past it.
+bool keyword_at(const std::string& sql, std::size_t& i, const char* word) {
+  auto len = std::strlen(word);
+  if (i + len > sql.size()) return false;
+  for (std::size_t k = 0; k < len; ++k)
+    if (std::toupper(static_cast<unsigned char>(sql[i + k])) != word[k]) return false;
+  if (i + len != sql.size() &&
+      (std::isalnum(static_cast<unsigned char>(sql[i + len])) || sql[i + len] == '_'))
+    return false;
+  i += len;
+  return true;
+}
+
+} // namespace
+
+bool opens_transaction(const std::string& sql) {
+  auto i = skip_space_and_comments(sql, 0);
+  auto j = i;
+  return keyword_at(sql, i, "BEGIN") || keyword_at(sql, j, "START");
+}
+
+std::string transaction_statement_problem(const std::string& sql) {
+  auto start = skip_space_and_comments(sql, 0);
+  auto i = start;
+  auto word = [&](const char* w) {
+    i = start;
+    return keyword_at(sql, i, w);
   };
-  return starts_with_word("BEGIN") || starts_with_word("START");
+  auto then_word = [&](const char* w) {
+    i = skip_space_and_comments(sql, i);
+    return keyword_at(sql, i, w);
+  };
+  if (word("BEGIN") || (word("START") && then_word("TRANSACTION")))
+    return "a statement that opens a transaction (BEGIN / START TRANSACTION) cannot run through "
+           "query(): pooled connections are shared; use connection_manager::with_transaction "
+           "(actor API: begin_atom) to run statements in one transaction";
+  bool ends = word("COMMIT") || word("END") || word("ABORT");
+  if (!ends && word("ROLLBACK")) {
+    // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name stays in the transaction.
+    auto after = i;
+    if (!then_word("WORK") && !then_word("TRANSACTION")) i = after;
+    ends = !then_word("TO");
+  }
+  if (ends)
+    return "COMMIT / ROLLBACK / END / ABORT cannot run through query(): each query() runs in a "
+           "transaction of its own; use connection_manager::with_transaction (actor API: "
+           "begin_atom, then commit_atom / rollback_atom)";
+  return {};
 }
 
 // -- pq_connection ------------------------------------------------------------

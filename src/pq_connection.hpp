@@ -41,6 +41,12 @@ struct conn_params {
 /// behind or ahead of others.
 bool opens_transaction(const std::string& sql);
 
+/// Why `sql` may not run through query() (a pooled, autocommit connection):
+/// it opens a transaction block (BEGIN, START TRANSACTION) or ends one
+/// (COMMIT, ROLLBACK, END, ABORT; not ROLLBACK TO SAVEPOINT). Empty when it
+/// may. Checked once where a request enters (facade, manager), not per hop.
+std::string transaction_statement_problem(const std::string& sql);
+
 /// What became of one request.
 struct pq_outcome {
   bool ok = false;

@@ -15,6 +15,7 @@
 #include "pgcm/param.hpp"
 #include "pgcm/remote.hpp"
 #include "pgcm/result_set.hpp"
+#include "pgcm/transaction.hpp"
 #include "pgcm/types.hpp"
 
 namespace caf {
@@ -185,6 +186,26 @@ public:
                              std::vector<param> params,
                              const std::function<void(const result_set& rows)>& on_rows,
                              stream_options opts = {});
+
+  // -- transactions -----------------------------------------------------------
+
+  /// Runs `fn` in one transaction on one connection of `node` (pinned: no
+  /// other request uses it meanwhile). Commits when `fn` returns, rolls back
+  /// when it throws (and rethrows). Returns a WAL position at or after the
+  /// commit record (0 when opts.read_only). The deadline (opts.timeout,
+  /// default query_timeout) covers each attempt whole: when it passes, the
+  /// running statement is cancelled on the server, the transaction rolled
+  /// back and query_timeout thrown. With opts.retries > 0, a serialization
+  /// failure (40001) or deadlock (40P01) rolls back and runs `fn` again (up
+  /// to `retries` times, jittered backoff); nothing else is retried. A
+  /// connection lost throws connection_failed (never retried); lost during
+  /// COMMIT, its message says the outcome is unknown.
+  lsn with_transaction(const std::string& node, const std::function<void(transaction&)>& fn,
+                       transaction_options opts = {});
+
+  /// Like with_transaction(node, ...), on a node chosen by `r` (once per attempt).
+  lsn with_transaction(const route& r, const std::function<void(transaction&)>& fn,
+                       transaction_options opts = {});
 
   /// Calls `callback` for every event of type `type` from now on (may be
   /// called before initialize(), so no early event is missed).

@@ -13,4 +13,5 @@
 #include "pgcm/routing.hpp"
 #include "pgcm/scheduler.hpp"
 #include "pgcm/state_store.hpp"
+#include "pgcm/transaction.hpp"
 #include "pgcm/types.hpp"

@@ -329,71 +329,41 @@ BOOST_AUTO_TEST_CASE(a_full_wait_queue_answers_pool_exhausted) {
   BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT 5 AS n")[0].get<int>(0), 5);
 }
 
-BOOST_AUTO_TEST_CASE(a_connection_left_in_a_transaction_is_discarded) {
+BOOST_AUTO_TEST_CASE(transaction_control_through_query_is_refused_and_keeps_the_connection) {
   pool_config pc;
   pc.min = 1;
   pc.max = 1;
   auto mgr = make_manager(pc);
+  auto rec = std::make_shared<test::event_recorder>();
+  auto sub = mgr->on_any([rec](const node_event& e) { (*rec)(e); });
   auto pid_before = mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0);
-  // Same connection while nothing poisons it.
-  BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0), pid_before);
   BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).connections_opened == 1; }, 5s));
-  auto discarded_before = stats(*mgr).connections_discarded;
-
-  auto rs = mgr->query("node0", "BEGIN");
-  BOOST_CHECK_EQUAL(rs.command(), "BEGIN");
-
-  // No connection of ours is left idle in a transaction...
-  BOOST_CHECK(test::eventually(
-      [] { return test::server_connections("node0", "idle in transaction") == 0; }, 5s));
-  // ...the next query runs on a new backend...
-  auto pid_after = mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0);
-  BOOST_CHECK_NE(pid_after, pid_before);
-  // ...and the old one is gone on the server.
-  BOOST_CHECK(test::eventually(
-      [&] {
-        return cluster::get().admin_sql("node0",
-                                        "SELECT count(*) FROM pg_stat_activity WHERE pid = " +
-                                            std::to_string(pid_before)) == "0";
-      },
-      5s));
-  BOOST_CHECK(test::eventually(
-      [&] {
-        auto s = stats(*mgr);
-        return s.connections_discarded == discarded_before + 1 && s.connections_opened == 2;
-      },
-      5s));
-  // The replacement is reused as usual.
-  BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0), pid_after);
-
-  // Same with a bigger pool and concurrent traffic: no request ever runs
-  // inside an abandoned transaction. Each statement outside a transaction
-  // block gets a transaction id of its own; statements sharing a leaked
-  // transaction would share its id.
-  pool_config big;
-  big.min = 2;
-  big.max = 4;
-  auto mgr2 = make_manager(big);
-  std::mutex xids_mtx;
-  std::vector<std::int64_t> xids;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t)
-    threads.emplace_back([&] {
-      for (int i = 0; i < 30; ++i) {
-        auto xid = mgr2->query("node0", "SELECT txid_current() AS x")[0].get<int64_t>(0);
-        std::lock_guard<std::mutex> guard{xids_mtx};
-        xids.push_back(xid);
-      }
-    });
-  for (int i = 0; i < 5; ++i)
-    BOOST_CHECK_EQUAL(mgr2->query("node0", "BEGIN").command(), "BEGIN");
-  for (auto& th : threads)
-    th.join();
-  BOOST_CHECK_EQUAL(xids.size(), 90u);
-  BOOST_CHECK_EQUAL(std::set<std::int64_t>(xids.begin(), xids.end()).size(), xids.size());
-  BOOST_CHECK(test::eventually(
-      [] { return test::server_connections("node0", "idle in transaction") == 0; }, 5s));
-  BOOST_CHECK(test::eventually([&] { return stats(*mgr2).connections_discarded >= 5; }, 5s));
+  auto refused = [&](auto&& call) {
+    try {
+      call();
+    } catch (const error& e) {
+      BOOST_CHECK(e.code() == errc::invalid_argument);
+      BOOST_CHECK_MESSAGE(std::string{e.what()}.find("with_transaction") != std::string::npos,
+                          e.what());
+      return true;
+    }
+    return false;
+  };
+  for (std::string sql :
+       {"BEGIN", "begin isolation level serializable", "  -- c\n Start Transaction",
+        "/* x */ BEGIN WORK", "COMMIT", "rollback", "END", "abort"}) {
+    BOOST_CHECK_MESSAGE(refused([&] { mgr->query("node0", sql); }), sql);
+    BOOST_CHECK_MESSAGE(refused([&] { mgr->query(route{target::primary}, sql); }), sql);
+    BOOST_CHECK_MESSAGE(refused([&] { mgr->query_all(sql); }), sql);
+  }
+  // Not refused: statements that merely start with similar words.
+  BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT 'BEGIN'")[0].get<std::string>(0), "BEGIN");
+  BOOST_CHECK_THROW(mgr->query("node0", "ROLLBACK TO SAVEPOINT x"), error); // 25P01 from server
+  // The connection stays: same backend, nothing discarded, no disconnect.
+  BOOST_CHECK_EQUAL(mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0), pid_before);
+  BOOST_CHECK_EQUAL(stats(*mgr).connections_discarded, 0);
+  BOOST_CHECK_EQUAL(rec->count("node0", event::node_disconnected), 0u);
+  BOOST_CHECK_EQUAL(test::server_connections("node0", "idle in transaction"), 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_terminated_probe_connection_is_not_a_failed_probe) {

@@ -269,6 +269,39 @@ BOOST_AUTO_TEST_CASE(streams_cross_the_wire_with_credits) {
   BOOST_CHECK_LT(test::ms_since(start), 10'000);
 }
 
+BOOST_AUTO_TEST_CASE(transactions_through_a_remote_manager) {
+  server_process server{{"127.0.0.1", "0"}};
+  BOOST_REQUIRE(server.port() != 0);
+  connection_manager client{local(server.port()), test::fast_options()};
+  client.query("node0", "DROP TABLE IF EXISTS remote_tx");
+  client.query("node0", "CREATE TABLE remote_tx (id int PRIMARY KEY)");
+  std::int64_t xid1 = 0;
+  std::int64_t xid2 = 0;
+  auto at = client.with_transaction("node0", [&](transaction& tx) {
+    xid1 = tx.query("SELECT txid_current()")[0].get<std::int64_t>(0);
+    tx.query("INSERT INTO remote_tx VALUES ($1)", {1});
+    xid2 = tx.query("SELECT txid_current()")[0].get<std::int64_t>(0);
+  });
+  BOOST_CHECK_EQUAL(xid1, xid2);
+  BOOST_CHECK(at.value > 0);
+  BOOST_CHECK_THROW(client.with_transaction("node0",
+                                            [&](transaction& tx) {
+                                              tx.query("INSERT INTO remote_tx VALUES (2)");
+                                              throw std::runtime_error{"no"};
+                                            }),
+                    std::runtime_error);
+  BOOST_CHECK_EQUAL(client.query("node0", "SELECT count(*) FROM remote_tx")[0].get<std::int64_t>(0),
+                    1);
+  // The BEGIN guard answers remote clients too.
+  try {
+    client.query("node0", "BEGIN");
+    BOOST_FAIL("no error");
+  } catch (const error& e) {
+    BOOST_CHECK(e.code() == errc::invalid_argument);
+  }
+  client.query("node0", "DROP TABLE remote_tx");
+}
+
 BOOST_AUTO_TEST_CASE(many_threads_calling_while_a_remote_client_shuts_down) {
   server_process server{{"127.0.0.1", "0"}};
   BOOST_REQUIRE(server.port() != 0);

@@ -27,6 +27,7 @@ pgcm/result_set.hpp
 pgcm/routing.hpp
 pgcm/scheduler.hpp
 pgcm/state_store.hpp
+pgcm/transaction.hpp
 pgcm/types.hpp"
 installed=$(cd "$work/prefix/include" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
 if [ "$installed" != "$(LC_ALL=C sort <<<"$expected")" ]; then

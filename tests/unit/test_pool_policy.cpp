@@ -277,6 +277,34 @@ BOOST_FIXTURE_TEST_CASE(exclusive_statement_takes_an_idle_connection_alone, fixt
   BOOST_CHECK_EQUAL(shell.sent.size(), 2u);
 }
 
+BOOST_FIXTURE_TEST_CASE(pinned_connection_gets_nothing_else_and_is_not_idle, fixture) {
+  make(limits(1, 1, 4, 10));
+  start_up(1);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().idle_connections, 1);
+  pool->on_request(t0, {1}, far, true, true); // a transaction session's pin
+  BOOST_REQUIRE_EQUAL(shell.sent.size(), 1u);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().idle_connections, 0);
+  // Nothing else goes to it, however idle it looks (the session's statements
+  // bypass the policy).
+  pool->on_request(t0, {2}, far, false);
+  pool->on_request(t0, {3}, far, true, true); // a second pin waits too
+  BOOST_CHECK_EQUAL(shell.sent.size(), 1u);
+  BOOST_CHECK_EQUAL(pool->waiting(), 2u);
+  pool->on_answers(t0, 1);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 1u);
+  // Given back: the waiting requests get it, in order (the second pin after
+  // the query is answered: it needs the connection idle).
+  pool->on_unpin(t0, 1);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 2u);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{1u, 2}));
+  shell.answer(1);
+  pool->on_answers(t0, 1);
+  BOOST_CHECK_EQUAL(shell.sent.size(), 3u);
+  BOOST_CHECK(shell.sent.back() == (std::pair<std::uint32_t, int>{1u, 3}));
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().idle_connections, 0);
+  BOOST_CHECK_EQUAL(pool->refreshed_stats().in_flight_requests, 0);
+}
+
 BOOST_FIXTURE_TEST_CASE(queue_bound_gives_pool_exhausted, fixture) {
   make(limits(1, 1, 1, 2));
   start_up(1);
