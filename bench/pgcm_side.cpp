@@ -534,7 +534,10 @@ private:
 
 contender_ptr make_pgcm_tx(pgcm_runtime& rt, const cluster_info& c, const server& srv,
                            std::string update_sql, int threads, pool_settings pool) {
-  request_spec r{false, srv.name, std::move(update_sql), true};
+  request_spec r;
+  r.node = srv.name;
+  r.sql = std::move(update_sql);
+  r.tx = true;
   return std::make_unique<pgcm_facade>(rt, c, std::vector<server>{srv}, r, threads, pool);
 }
 
