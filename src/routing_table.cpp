@@ -215,43 +215,50 @@ routing_table::pick(const route& r, const std::function<double(const std::string
     out.message = "split brain: " + names + " are all primary on the same timeline; writes refused";
     return out;
   }
-  std::vector<const entry*> standbys;
+  // Every routed query passes here (the facade too): the reasons a node is
+  // not eligible are spelled out only when no node is.
+  std::vector<const entry*> candidates;
+  candidates.reserve(nodes_.size());
   const entry* primary = nullptr;
-  std::string reasons;
-  for (auto& e : nodes_) {
+  auto why_not = [&](const entry& e, bool is_primary) -> std::optional<std::string> {
     auto why = ineligible(e.id, r);
-    bool is_primary = primary_ && *primary_ == e.id;
     if (!why && is_primary && r.to == target::standby) why = "primary";
-    if (why) {
-      reasons += (reasons.empty() ? "" : "; ") + e.id + ": " + *why;
-      continue;
-    }
+    return why;
+  };
+  for (auto& e : nodes_) {
+    bool is_primary = primary_ && *primary_ == e.id;
+    if (why_not(e, is_primary)) continue;
     if (is_primary)
       primary = &e;
     else
-      standbys.push_back(&e);
+      candidates.push_back(&e); // the standbys
   }
-  std::vector<const entry*> candidates;
   switch (r.to) {
   case target::primary:
+    candidates.clear();
     if (primary) candidates.push_back(primary);
     break;
   case target::standby:
-    candidates = standbys;
     break;
   case target::prefer_standby:
-    candidates = standbys;
     if (candidates.empty() && primary) candidates.push_back(primary);
     break;
   case target::any:
-    candidates = standbys;
     if (primary) candidates.push_back(primary);
     break;
   }
   if (candidates.empty()) {
+    std::string reasons;
+    for (auto& e : nodes_)
+      if (auto why = why_not(e, primary_ && *primary_ == e.id))
+        reasons += (reasons.empty() ? "" : "; ") + e.id + ": " + *why;
     out.code = errc::no_eligible_node;
     out.message = "no eligible node for target " + to_string(r.to) +
                   (reasons.empty() ? std::string{": no nodes"} : ": " + reasons);
+    return out;
+  }
+  if (candidates.size() == 1) {
+    out.node = candidates.front()->id;
     return out;
   }
   // Least loaded; ties (within 1e-9) round-robin in the order nodes were added.
