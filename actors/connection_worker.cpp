@@ -191,16 +191,7 @@ using self_ptr = detail::core_pointer<connection_worker_actor, worker_data>;
 /// Counts one answer to `job` in the next report's query-duration histogram
 /// (worker-local plain increments; the supervisor adds them to its stats).
 void observe_answer(worker_data& st, const query_job& job) {
-  auto& r = st.pending_report;
-  auto us = std::max<std::int64_t>(0, (steady_now_ns() - job.start_ns) / 1000);
-  ++r.answers_timed;
-  r.answers_duration_us += us;
-#define PGCM_X(name, bound_us)                                                                     \
-  if (us <= (bound_us)) {                                                                          \
-    ++r.name;                                                                                      \
-  } else
-  PGCM_QUERY_DURATION_BUCKETS(PGCM_X) {}
-#undef PGCM_X
+  detail::observe_duration(st.pending_report, job.start_ns, steady_now_ns());
 }
 
 /// Counts an answer to a transaction session's statement (see session_answers).

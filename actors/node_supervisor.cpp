@@ -601,7 +601,8 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         auto rp = self->make_response_promise<result_set>();
         auto deadline = job.deadline_ns;
         bool exclusive = detail::opens_transaction(job.sql);
-        st.pool->on_request(st.clock(), pending_query{rp, std::move(job)}, deadline, exclusive);
+        st.pool->on_request(st.clock(), pending_query{rp, std::move(job), false, {}, {}}, deadline,
+                            exclusive);
         stats_changed(self);
         return rp;
       },

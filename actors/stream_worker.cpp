@@ -81,15 +81,6 @@ struct stream_data {
 
 using self_ptr = stream_worker_actor::stateful_pointer<stream_data>;
 
-std::string trimmed(const char* msg) {
-  std::string s = msg ? msg : "";
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.pop_back();
-  for (const char* prefix : {"ERROR:  ", "FATAL:  ", "PANIC:  "})
-    if (s.rfind(prefix, 0) == 0) s.erase(0, std::strlen(prefix));
-  return s;
-}
-
 void arm(self_ptr self) {
   auto& st = self->state;
   int fd = st.conn ? st.conn->socket() : -1;
@@ -135,7 +126,8 @@ void end_stream(self_ptr self, caf::error err, bool tell_sink = true) {
 
 caf::error server_error(const stream_data& st, const PGresult* r) {
   const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-  auto text = primary ? trimmed(primary) : trimmed(PQresultErrorMessage(r));
+  auto text =
+      primary ? detail::trimmed_message(primary) : detail::trimmed_message(PQresultErrorMessage(r));
   if (text.empty()) text = st.conn->last_error();
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);

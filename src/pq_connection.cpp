@@ -21,7 +21,9 @@ bool ends_session(const char* severity, const char* sqlstate) {
   return fatal && sqlstate && std::strncmp(sqlstate, "57P0", 4) == 0;
 }
 
-std::string trimmed(const char* msg) {
+} // namespace
+
+std::string trimmed_message(const char* msg) {
   std::string s = msg ? msg : "";
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
     s.pop_back();
@@ -30,8 +32,6 @@ std::string trimmed(const char* msg) {
     if (s.rfind(prefix, 0) == 0) s.erase(0, std::strlen(prefix));
   return s;
 }
-
-} // namespace
 
 // -- conn_params --------------------------------------------------------------
 
@@ -277,7 +277,7 @@ void pq_connection::record_error(pending_request& p, const PGresult* r) {
   if (!p.outcome.error.empty()) return; // keep the first error of the request
   p.outcome.ok = false;
   const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-  p.outcome.error = primary ? trimmed(primary) : trimmed(PQresultErrorMessage(r));
+  p.outcome.error = primary ? trimmed_message(primary) : trimmed_message(PQresultErrorMessage(r));
   if (p.outcome.error.empty()) p.outcome.error = last_error();
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   p.outcome.sqlstate = state ? state : "";
@@ -374,7 +374,7 @@ pg_cancel* pq_connection::make_cancel() const {
 
 std::string pq_connection::last_error() const {
   if (conn_ == nullptr) return "no connection";
-  auto s = trimmed(PQerrorMessage(conn_));
+  auto s = trimmed_message(PQerrorMessage(conn_));
   // libpq joins multi-line messages (one per address tried); keep them on one line.
   for (auto& c : s)
     if (c == '\n') c = ' ';

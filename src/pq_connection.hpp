@@ -41,6 +41,10 @@ struct conn_params {
 /// behind or ahead of others.
 bool opens_transaction(const std::string& sql);
 
+/// A libpq message without its trailing white space and its "ERROR:  " /
+/// "FATAL:  " / "PANIC:  " prefix.
+std::string trimmed_message(const char* msg);
+
 /// Why `sql` may not run through query() (a pooled, autocommit connection):
 /// it opens a transaction block (BEGIN, START TRANSACTION) or ends one
 /// (COMMIT, ROLLBACK, END, ABORT; not ROLLBACK TO SAVEPOINT). Empty when it

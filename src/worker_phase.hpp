@@ -11,7 +11,7 @@
 //        | ok
 //        v
 //     [ready] --server gone / broken--> [failed] (pending answered)
-//        |  \
+//        |  \_
 //        |   `--drain--> [draining] --in-flight answered / grace over--> [closed]
 //        | open transaction after a request                  (or broken: [failed])
 //        v
