@@ -667,8 +667,15 @@ std::uint64_t connection_manager::query_stream(
   std::exception_ptr thrown; // from on_rows: cancelled, waiting for the end
   std::optional<std::uint64_t> total;
   caf::error end_error;
+  // The control handle's end may overtake the stream's last messages (over
+  // remote access they come by another path, and a proxy monitored after its
+  // actor ended reports exit_reason::unknown): after its down, the end still
+  // counts if it arrives within a short grace.
+  std::optional<caf::actor_clock::time_point> down_until;
+  caf::error down_reason;
   while (!total) {
-    auto left = until - caf::actor_clock::clock_type::now();
+    auto now = caf::actor_clock::clock_type::now();
+    auto left = (down_until ? std::min(until, *down_until) : until) - now;
     bool lost = false;
     self->receive(
         [&](stream_rows_atom, std::uint64_t, result_set& rows) {
@@ -687,16 +694,19 @@ std::uint64_t connection_manager::query_stream(
           end_error = std::move(err);
         },
         [&](caf::down_msg& dm) {
-          if (dm.source != control.address()) return;
-          lost = true;
-          end_error = dm.reason;
+          if (dm.source != control.address() || down_until) return;
+          down_until = caf::actor_clock::clock_type::now() + std::chrono::milliseconds{500};
+          down_reason = std::move(dm.reason);
         },
         caf::after(std::max(caf::timespan{0}, left)) >>
             [&] {
               lost = true;
-              end_error = make_error(errc::query_timeout, "node " + node +
-                                                              ": stream timeout (no end within " +
-                                                              std::to_string(t.count()) + " ms)");
+              if (down_until && caf::actor_clock::clock_type::now() < until)
+                end_error = std::move(down_reason);
+              else
+                end_error = make_error(errc::query_timeout, "node " + node +
+                                                                ": stream timeout (no end within " +
+                                                                std::to_string(t.count()) + " ms)");
             });
     if (lost) {
       self->send(control, cancel_atom::value);
