@@ -74,7 +74,8 @@ class Browser:
         return json.loads(raw)
 
     def open(self, url):
-        target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
+        target = self.send("Target.createTarget", {"url": "about:blank"}, session=False,
+                           timeout=45)
         attached = self.send("Target.attachToTarget",
                              {"targetId": target["targetId"], "flatten": True}, session=False)
         self.session = attached["sessionId"]
@@ -129,9 +130,19 @@ def main():
     idle_seconds = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     serve_pid = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     nodes = nodes.split(",")
-    b = Browser()
+    # A loaded machine (the ASan suite) sometimes leaves a fresh headless
+    # chromium without an answer to its first command: start it once more.
+    for attempt in (1, 2):
+        b = Browser()
+        try:
+            b.open(url)
+            break
+        except TimeoutError as e:
+            b.close()
+            if attempt == 2:
+                raise
+            print(f"chromium did not answer ({e}); starting it again", file=sys.stderr)
     try:
-        b.open(url)
         shown = wait_until(b, "every node listed healthy",
                            lambda s: all(s.get(n) == "healthy" for n in nodes), 30)
         print("page shows", shown)
