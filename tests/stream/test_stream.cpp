@@ -150,6 +150,12 @@ BOOST_FIXTURE_TEST_CASE(errors_are_clear, manager_fixture) {
   BOOST_CHECK_EQUAL(mgr.query_stream("node0", "SELECT 1", {}, ignore), 1u);
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PGCM_TEST_UNDER_ASAN 1
+#endif
+#endif
+
 BOOST_AUTO_TEST_CASE(two_million_rows_stream_in_little_memory_unlike_query) {
   auto streamed = run_sibling("stream");
   auto buffered = run_sibling("query");
@@ -159,8 +165,14 @@ BOOST_AUTO_TEST_CASE(two_million_rows_stream_in_little_memory_unlike_query) {
   auto q = field(buffered, "peak_rss_kb");
   std::cout << "2,000,000 rows: peak RSS query_stream() " << s / 1024 << " MB, query() " << q / 1024
             << " MB" << std::endl;
+#if defined(__SANITIZE_ADDRESS__) || defined(PGCM_TEST_UNDER_ASAN)
+  // ASan keeps freed memory in its quarantine and adds shadow memory: the
+  // RSS figures mean nothing there (the release build checks them).
+  BOOST_TEST_MESSAGE("RSS bounds not checked under AddressSanitizer");
+#else
   BOOST_CHECK_LT(s, 64 * 1024);
   BOOST_CHECK_GT(q, 2 * s);
+#endif
 }
 
 BOOST_FIXTURE_TEST_CASE(a_slow_callback_holds_the_server_in_client_write, manager_fixture) {
