@@ -11,6 +11,8 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 namespace bench {
 
@@ -419,6 +421,288 @@ private:
   window_result* out_ = nullptr;
 };
 
+// -- blocking callers sharing connections --------------------------------------
+//
+// The floor of what a blocking-call pool can cost in plain libpq: `callers`
+// threads that each wait for their own answer share `conns` connections.
+// Without pipelining (depth 1) a caller takes an idle connection from a
+// mutex-guarded stack (waiting on a condition variable when there is none),
+// runs PQexecPrepared on it and puts it back. With pipelining (depth > 1)
+// callers hand requests to one I/O thread (a mutex-guarded queue and an
+// eventfd), which drives the connections in pipeline mode with poll() as
+// raw-poll-pipelined does and wakes each caller when its answer is read.
+
+class raw_callers final : public contender {
+public:
+  raw_callers(cluster_info c, server s, std::string sql, int callers, int conns, int depth)
+      : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), callers_(callers), n_(conns),
+        depth_(std::max(1, depth)) {}
+
+  ~raw_callers() override { teardown(); }
+
+  std::string name() const override {
+    return depth_ > 1 ? "raw-callers-pipelined" : "raw-callers-pooled";
+  }
+
+  std::string describe() const override {
+    return std::to_string(callers_) + " blocking caller threads sharing " + std::to_string(n_) +
+           " connections, prepared, " +
+           (depth_ > 1 ? "one poll() thread in pipeline mode depth " + std::to_string(depth_)
+                       : std::string{"a mutex-guarded idle stack, PQexecPrepared"});
+  }
+
+  void setup() override {
+    for (int i = 0; i < n_; ++i) {
+      PGconn* c = connect_blocking(c_, s_, sql_, true);
+      if (depth_ > 1 && (PQsetnonblocking(c, 1) != 0 || PQenterPipelineMode(c) != 1)) {
+        auto msg = trimmed_error(c);
+        PQfinish(c);
+        throw std::runtime_error("raw: cannot switch connection mode: " + msg);
+      }
+      conns_.push_back(c);
+    }
+  }
+
+  void teardown() override {
+    for (auto* c : conns_)
+      PQfinish(c);
+    conns_.clear();
+  }
+
+  window_result run(nanoseconds d) override {
+    return depth_ > 1 ? run_pipelined(d) : run_pooled(d);
+  }
+
+private:
+  struct local {
+    std::vector<std::uint32_t> lat;
+    std::uint64_t ops = 0, errors = 0;
+    std::string first_error;
+  };
+
+  template <class Call> window_result run_callers(nanoseconds d, Call call) {
+    std::vector<local> locals(static_cast<std::size_t>(callers_));
+    window_gate gate;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers_; ++i)
+      threads.emplace_back([&, i] {
+        auto& me = locals[static_cast<std::size_t>(i)];
+        me.lat.reserve(1 << 15);
+        ++gate.ready;
+        while (!gate.go.load())
+          std::this_thread::yield();
+        while (!gate.stop.load(std::memory_order_relaxed)) {
+          auto t0 = now_ns();
+          bool ok = call(i, me.first_error);
+          auto t1 = now_ns();
+          if (gate.stop.load(std::memory_order_relaxed)) break;
+          if (ok) {
+            ++me.ops;
+            me.lat.push_back(clamp_ns(t1 - t0));
+          } else {
+            ++me.errors;
+          }
+        }
+      });
+    while (gate.ready.load() < callers_)
+      std::this_thread::yield();
+    auto t0 = now_ns();
+    gate.go = true;
+    std::this_thread::sleep_for(d);
+    gate.stop = true;
+    auto t1 = now_ns();
+    for (auto& t : threads)
+      t.join();
+    window_result out;
+    out.seconds = static_cast<double>(t1 - t0) / 1e9;
+    for (auto& l : locals) {
+      out.ops += l.ops;
+      out.errors += l.errors;
+      if (out.first_error.empty()) out.first_error = l.first_error;
+      out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
+    }
+    return out;
+  }
+
+  window_result run_pooled(nanoseconds d) {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::vector<PGconn*> idle = conns_;
+    return run_callers(d, [&](int, std::string& first_error) {
+      PGconn* conn = nullptr;
+      {
+        std::unique_lock<std::mutex> lk{mtx};
+        cv.wait(lk, [&] { return !idle.empty(); });
+        conn = idle.back();
+        idle.pop_back();
+      }
+      PGresult* r = PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0);
+      bool ok = result_ok(PQresultStatus(r));
+      PQclear(r);
+      if (!ok && first_error.empty()) first_error = trimmed_error(conn);
+      {
+        std::lock_guard<std::mutex> lk{mtx};
+        idle.push_back(conn);
+      }
+      cv.notify_one();
+      return ok;
+    });
+  }
+
+  // The pipelined shape: one I/O thread, callers wait for their answer.
+  struct request {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool done = false;
+    bool ok = false;
+  };
+
+  window_result run_pipelined(nanoseconds d) {
+    io_stop_ = false;
+    efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd_ < 0) throw std::runtime_error("raw: eventfd failed");
+    std::vector<request> reqs(static_cast<std::size_t>(callers_));
+    std::thread io{[this] { io_loop(); }};
+    auto out = run_callers(d, [&](int i, std::string&) {
+      auto& r = reqs[static_cast<std::size_t>(i)];
+      r.done = false;
+      {
+        std::lock_guard<std::mutex> lk{q_mtx_};
+        submitted_.push_back(&r);
+      }
+      std::uint64_t one = 1;
+      if (::write(efd_, &one, sizeof one) < 0) return false;
+      std::unique_lock<std::mutex> lk{r.mtx};
+      r.cv.wait(lk, [&] { return r.done; });
+      return r.ok;
+    });
+    stop_io(); // every caller has its answer and has ended
+    io.join();
+    ::close(efd_);
+    efd_ = -1;
+    return out;
+  }
+
+  void stop_io() {
+    if (efd_ < 0) return;
+    io_stop_ = true;
+    std::uint64_t one = 1;
+    (void)!::write(efd_, &one, sizeof one);
+  }
+
+  static void finish(request* r, bool ok) {
+    {
+      std::lock_guard<std::mutex> lk{r->mtx};
+      r->done = true;
+      r->ok = ok;
+    }
+    r->cv.notify_one();
+  }
+
+  void io_loop() {
+    struct conn_state {
+      std::deque<request*> sent;
+      bool want_write = false;
+      bool cur_ok = true;
+    };
+    std::vector<conn_state> cs(conns_.size());
+    std::deque<request*> waiting;
+    std::vector<pollfd> fds(conns_.size() + 1);
+    auto send_one = [&](std::size_t i, request* r) {
+      PGconn* c = conns_[i];
+      if (PQsendQueryPrepared(c, stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1 ||
+          PQpipelineSync(c) != 1)
+        throw std::runtime_error("raw callers: send failed: " + trimmed_error(c));
+      int f = PQflush(c);
+      if (f < 0) throw std::runtime_error("raw callers: flush failed: " + trimmed_error(c));
+      cs[i].want_write = f == 1;
+      cs[i].sent.push_back(r);
+    };
+    auto dispatch = [&] {
+      while (!waiting.empty()) {
+        std::size_t best = cs.size();
+        for (std::size_t i = 0; i < cs.size(); ++i) {
+          if (static_cast<int>(cs[i].sent.size()) >= depth_) continue;
+          if (best == cs.size() || cs[i].sent.size() < cs[best].sent.size()) best = i;
+          if (cs[i].sent.empty()) break;
+        }
+        if (best == cs.size()) return;
+        send_one(best, waiting.front());
+        waiting.pop_front();
+      }
+    };
+    for (;;) {
+      std::size_t in_flight = waiting.size();
+      for (auto& c : cs)
+        in_flight += c.sent.size();
+      if (io_stop_.load() && in_flight == 0) break; // the callers have ended
+      for (std::size_t i = 0; i < conns_.size(); ++i) {
+        fds[i].fd = PQsocket(conns_[i]);
+        fds[i].events = static_cast<short>(POLLIN | (cs[i].want_write ? POLLOUT : 0));
+        fds[i].revents = 0;
+      }
+      fds.back() = pollfd{efd_, POLLIN, 0};
+      int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), 1000);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error(std::string{"poll failed: "} + std::strerror(errno));
+      }
+      if (fds.back().revents != 0) {
+        std::uint64_t v = 0;
+        (void)!::read(efd_, &v, sizeof v);
+        std::lock_guard<std::mutex> lk{q_mtx_};
+        for (auto* r : submitted_)
+          waiting.push_back(r);
+        submitted_.clear();
+      }
+      for (std::size_t i = 0; i < conns_.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        PGconn* c = conns_[i];
+        if (fds[i].revents & POLLOUT) {
+          int f = PQflush(c);
+          if (f < 0) throw std::runtime_error("raw callers: flush failed: " + trimmed_error(c));
+          cs[i].want_write = f == 1;
+        }
+        if ((fds[i].revents & (POLLIN | POLLERR | POLLHUP)) == 0) continue;
+        if (PQconsumeInput(c) == 0)
+          throw std::runtime_error("raw callers: connection lost: " + trimmed_error(c));
+        int nulls = 0;
+        while (!cs[i].sent.empty() && PQisBusy(c) == 0) {
+          PGresult* r = PQgetResult(c);
+          if (r == nullptr) {
+            if (++nulls > 1) break;
+            continue;
+          }
+          nulls = 0;
+          auto st = PQresultStatus(r);
+          if (st == PGRES_PIPELINE_SYNC) {
+            finish(cs[i].sent.front(), cs[i].cur_ok);
+            cs[i].sent.pop_front();
+            cs[i].cur_ok = true;
+          } else if (!result_ok(st)) {
+            cs[i].cur_ok = false;
+          }
+          PQclear(r);
+        }
+      }
+      dispatch();
+    }
+  }
+
+  cluster_info c_;
+  server s_;
+  std::string sql_;
+  int callers_;
+  int n_;
+  int depth_;
+  std::vector<PGconn*> conns_;
+  // The pipelined shape's submission queue.
+  std::mutex q_mtx_;
+  std::vector<request*> submitted_;
+  std::atomic<bool> io_stop_{false};
+  int efd_ = -1;
+};
+
 // -- parallel connect ----------------------------------------------------------
 
 struct pending_connect {
@@ -558,6 +842,11 @@ contender_ptr make_raw_poll(const cluster_info& c, std::vector<server> servers, 
                             std::string label) {
   return std::make_unique<raw_poll>(c, std::move(servers), std::move(sql), conns_per_server,
                                     in_flight, pipeline_depth, std::move(label));
+}
+
+contender_ptr make_raw_callers(const cluster_info& c, const server& srv, std::string sql,
+                               int callers, int conns, int pipeline_depth) {
+  return std::make_unique<raw_callers>(c, srv, std::move(sql), callers, conns, pipeline_depth);
 }
 
 contender_ptr make_raw_startup(const cluster_info& c, std::vector<server> servers, int per_server) {

@@ -37,6 +37,14 @@ contender_ptr make_raw_poll(const cluster_info& c, std::vector<server> servers, 
                             int conns_per_server, int in_flight, int pipeline_depth,
                             std::string label);
 
+/// `callers` blocking caller threads sharing `conns` connections to `srv`
+/// (the floor of a blocking-call pool in plain libpq): `pipeline_depth` 1 =
+/// a mutex-guarded idle stack, a caller runs PQexecPrepared on the connection
+/// it took; > 1 = callers hand requests to one poll() thread driving the
+/// connections in pipeline mode up to that depth and wait for their answer.
+contender_ptr make_raw_callers(const cluster_info& c, const server& srv, std::string sql,
+                               int callers, int conns, int pipeline_depth);
+
 /// Opens `per_server` connections to each server at once (PQconnectStartParams
 /// + poll() on one thread) and measures until all are open. Each run() is one
 /// startup (d is ignored); op latency = time to all open.
