@@ -224,8 +224,12 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
         std::vector<contender_ptr> v;
         v.push_back(make_pgcm_single(rt, c, primary, sql, n, pgcm_api::facade, pool));
         v.push_back(make_raw_threads(c, primary, sql, std::min(n, 10), prepared));
-        // The floor of a blocking pool: n callers sharing 10 connections.
-        if (n > 10) v.push_back(make_raw_callers(c, primary, sql, n, 10, 1));
+        // The floor of a blocking pool: n callers sharing 10 connections,
+        // taking turns, or pipelined by one I/O thread.
+        if (n > 10) {
+          v.push_back(make_raw_callers(c, primary, sql, n, 10, 1));
+          v.push_back(make_raw_callers(c, primary, sql, n, 10, 8));
+        }
         if (diag) {
           v.push_back(make_pgcm_single(rt, c, primary, sql, n, pgcm_api::scoped, pool));
           v.push_back(make_pgcm_single(rt, c, primary, sql, n, pgcm_api::actor, pool));
