@@ -44,6 +44,14 @@ manager_options fast_options() {
   return o;
 }
 
+std::unique_ptr<connection_manager> node0_manager(pool_config pool, manager_options opts) {
+  auto mgr = std::make_unique<connection_manager>(opts);
+  auto cfg = node("node0");
+  cfg.pool = pool;
+  mgr->initialize({{"node0", cfg}});
+  return mgr;
+}
+
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -29,6 +30,10 @@ std::vector<std::pair<std::string, node_config>> all_nodes();
 
 /// Options with short intervals so that health transitions happen quickly.
 manager_options fast_options();
+
+/// A manager of node0 alone with `pool`, initialized.
+std::unique_ptr<connection_manager> node0_manager(pool_config pool = pool_config{},
+                                                  manager_options opts = fast_options());
 
 /// The application_name node() uses.
 const std::string& app_name();

@@ -52,15 +52,6 @@ std::set<int> pool_pids(const std::string& node) {
 }
 
 /// A manager over node0 only, with the given pool settings.
-std::unique_ptr<connection_manager> make_manager(pool_config pool,
-                                                 manager_options opts = test::fast_options()) {
-  auto mgr = std::make_unique<connection_manager>(opts);
-  auto cfg = test::node("node0");
-  cfg.pool = pool;
-  mgr->initialize({{"node0", cfg}});
-  return mgr;
-}
-
 pool_stats stats(const connection_manager& mgr) {
   auto s = mgr.get_pool_stats("node0");
   BOOST_REQUIRE(s);
@@ -146,7 +137,7 @@ private:
 BOOST_AUTO_TEST_SUITE(pool)
 
 BOOST_AUTO_TEST_CASE(min_connections_are_opened_at_start) {
-  auto mgr = make_manager(pool_config{3, 6});
+  auto mgr = test::node0_manager(pool_config{3, 6});
   BOOST_CHECK(test::eventually([] { return pool_backends("node0") == 3; }, 5s));
   BOOST_CHECK(test::eventually(
       [&] {
@@ -171,7 +162,7 @@ BOOST_AUTO_TEST_CASE(grows_on_demand_up_to_max) {
   pc.min = 1;
   pc.max = 4;
   pc.pipeline_depth = 1;
-  auto mgr = make_manager(pc);
+  auto mgr = test::node0_manager(pc);
   BOOST_REQUIRE(test::eventually([] { return pool_backends("node0") == 1; }, 5s));
 
   stats_watcher watch{*mgr};
@@ -225,7 +216,7 @@ BOOST_AUTO_TEST_CASE(requests_wait_for_a_busy_pool) {
   pc.min = 1;
   pc.max = 2;
   pc.pipeline_depth = 1;
-  auto mgr = make_manager(pc);
+  auto mgr = test::node0_manager(pc);
 
   // Also watch the pool_stats events.
   std::atomic<std::int64_t> max_waiting_event{0};
@@ -280,7 +271,7 @@ BOOST_AUTO_TEST_CASE(a_full_wait_queue_answers_pool_exhausted) {
   pc.max = 1;
   pc.pipeline_depth = 1;
   pc.max_waiting = 2;
-  auto mgr = make_manager(pc);
+  auto mgr = test::node0_manager(pc);
   BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 1; }, 5s));
 
   // Six at once on one connection: one runs, two wait, three are rejected.
@@ -333,7 +324,7 @@ BOOST_AUTO_TEST_CASE(transaction_control_through_query_is_refused_and_keeps_the_
   pool_config pc;
   pc.min = 1;
   pc.max = 1;
-  auto mgr = make_manager(pc);
+  auto mgr = test::node0_manager(pc);
   auto rec = std::make_shared<test::event_recorder>();
   auto sub = mgr->on_any([rec](const node_event& e) { (*rec)(e); });
   auto pid_before = mgr->query("node0", "SELECT pg_backend_pid()")[0].get<int32_t>(0);
@@ -371,7 +362,7 @@ BOOST_AUTO_TEST_CASE(a_terminated_probe_connection_is_not_a_failed_probe) {
   // losing the probe's idle connection must not count as one.
   auto opts = test::fast_options();
   opts.unhealthy_threshold = 1;
-  auto mgr = make_manager(pool_config{}, opts);
+  auto mgr = test::node0_manager(pool_config{}, opts);
   std::atomic<int> unhealthy_events{0};
   auto sub = mgr->on(event::node_health, [&](const node_event& e) {
     if (e.health && e.health->status != health_state::healthy) ++unhealthy_events;
@@ -407,7 +398,7 @@ BOOST_AUTO_TEST_CASE(terminated_backends_are_replaced_without_failing_requests) 
   pool_config pc;
   pc.min = 3;
   pc.max = 6;
-  auto mgr = make_manager(pc);
+  auto mgr = test::node0_manager(pc);
   std::atomic<int> unhealthy_events{0};
   auto sub = mgr->on(event::node_health, [&](const node_event& e) {
     if (e.health && e.health->status != health_state::healthy) ++unhealthy_events;
@@ -486,7 +477,7 @@ BOOST_AUTO_TEST_CASE(pipelined_requests_count_as_waiting) {
   pool_config pc;
   pc.min = 2;
   pc.max = 2;
-  auto mgr = make_manager(pc);
+  auto mgr = test::node0_manager(pc);
   BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 2; }, 5s));
   stats_watcher watch{*mgr};
   start_gate gate;
@@ -525,7 +516,7 @@ BOOST_AUTO_TEST_CASE(no_head_of_line_blocking_behind_a_long_statement) {
     pool_config pc;
     pc.min = 1;
     pc.max = 2;
-    auto mgr = make_manager(pc);
+    auto mgr = test::node0_manager(pc);
     BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 1; }, 5s));
     std::thread sleeper([&] { mgr->query("node0", "SELECT pg_sleep(3)"); });
     std::this_thread::sleep_for(300ms);
@@ -543,7 +534,7 @@ BOOST_AUTO_TEST_CASE(no_head_of_line_blocking_behind_a_long_statement) {
     pool_config pc;
     pc.min = 1;
     pc.max = 1;
-    auto mgr = make_manager(pc);
+    auto mgr = test::node0_manager(pc);
     BOOST_REQUIRE(test::eventually([&] { return stats(*mgr).idle_connections == 1; }, 5s));
     std::thread sleeper([&] { mgr->query("node0", "SELECT pg_sleep(1.5)"); });
     std::this_thread::sleep_for(300ms);

@@ -30,15 +30,6 @@ using pgcm::test::cluster;
 namespace {
 
 /// A manager over node0 only.
-std::unique_ptr<connection_manager> make_manager(pool_config pool = pool_config{},
-                                                 manager_options opts = test::fast_options()) {
-  auto mgr = std::make_unique<connection_manager>(opts);
-  auto cfg = test::node("node0");
-  cfg.pool = pool;
-  mgr->initialize({{"node0", cfg}});
-  return mgr;
-}
-
 std::string admin(const std::string& sql) {
   return cluster::get().admin_sql("node0", sql);
 }
@@ -63,7 +54,7 @@ private:
 };
 
 struct table_fixture {
-  std::unique_ptr<connection_manager> mgr = make_manager(pool_config{2, 6});
+  std::unique_ptr<connection_manager> mgr = test::node0_manager(pool_config{2, 6});
   table_fixture() {
     mgr->query("node0", "DROP TABLE IF EXISTS tx_items");
     mgr->query("node0", "CREATE TABLE tx_items (id int PRIMARY KEY, v int NOT NULL)");
@@ -276,7 +267,7 @@ BOOST_AUTO_TEST_CASE(deadlock_is_retried_to_success) {
 }
 
 BOOST_AUTO_TEST_CASE(deadline_inside_pg_sleep_cancels_and_rolls_back) {
-  auto pool_mgr = make_manager(pool_config{1, 1});
+  auto pool_mgr = test::node0_manager(pool_config{1, 1});
   transaction_options o;
   o.timeout = 600ms;
   auto start = std::chrono::steady_clock::now();
@@ -391,7 +382,7 @@ BOOST_AUTO_TEST_CASE(backend_terminated_during_commit_says_outcome_unknown) {
 }
 
 BOOST_AUTO_TEST_CASE(pinned_connection_is_in_use_and_gets_nothing_else) {
-  auto pool_mgr = make_manager(pool_config{1, 1});
+  auto pool_mgr = test::node0_manager(pool_config{1, 1});
   BOOST_REQUIRE(test::eventually(
       [&] { return pool_mgr->get_pool_stats("node0")->idle_connections == 1; }, 5s));
   pool_mgr->with_transaction("node0", [&](transaction& tx) {
@@ -446,7 +437,7 @@ BOOST_AUTO_TEST_CASE(session_whose_owner_dies_rolls_back_within_a_second) {
 BOOST_AUTO_TEST_CASE(shutdown_with_an_open_session_is_bounded) {
   auto opts = test::fast_options();
   opts.shutdown_timeout = 1s;
-  auto own = make_manager(pool_config{1, 2}, opts);
+  auto own = test::node0_manager(pool_config{1, 2}, opts);
   std::promise<int> pid;
   auto got = pid.get_future();
   std::atomic<bool> failed{false};
