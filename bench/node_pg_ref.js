@@ -10,7 +10,7 @@
 //                     err <first error message, or nothing>
 //   quit            end the pools and exit
 // On start it runs one query per pool, then the workload for
-// PGCM_NODE_REF_WARMUP seconds (default 0.5: the pools grow to max and V8
+// PGCM_NODE_REF_WARMUP seconds (default 2: the pools grow to max and V8
 // compiles the hot path, as a long-running service would have it), and
 // prints `ready`, or `fail <message>` and exits 1.
 //
@@ -135,7 +135,7 @@ async function runWindow(seconds, report = true) {
 async function main() {
   try {
     await Promise.all(pools.map((p) => p.query(sql)));
-    const warmup = parseFloat(env('PGCM_NODE_REF_WARMUP', '0.5'));
+    const warmup = parseFloat(env('PGCM_NODE_REF_WARMUP', '2'));
     if (warmup > 0) {
       const w = await runWindow(warmup, false);
       if (w.errors > 0) throw new Error(w.firstError);
