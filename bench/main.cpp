@@ -90,6 +90,11 @@ the ratio pgcm/reference. Progress goes to stderr, the summary to stdout.
                       one side with perf or callgrind; no ratios then)
   --list              list the workloads and exit
   --help
+
+The default.* workloads also run node-postgres (bench/node_pg_ref.js) when
+node and the pg package are found: node on PATH or $PGCM_BENCH_NODE, pg via
+NODE_PATH = $PGCM_BENCH_NODE_MODULES, else <build>/node-ref/node_modules
+(scripts/bench installs it there); else they say why it was skipped.
 )";
 
 double parse_double(const std::string& opt, const char* v) {
