@@ -58,6 +58,10 @@ struct window_result {
   std::string first_error;
   /// Further named values (e.g. when initialize() returned).
   std::vector<std::pair<std::string, double>> extra;
+  /// CPU time and context switches of a helper process that did the work
+  /// (the node-postgres reference), added to the bench process's own.
+  std::int64_t child_cpu_ns = 0;
+  std::int64_t child_ctxsw = 0;
 };
 
 inline std::uint32_t clamp_ns(std::int64_t ns) {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common.hpp"
+#include "node_ref.hpp"
 #include "pgcm_side.hpp"
 #include "raw.hpp"
 
@@ -89,6 +90,11 @@ the ratio pgcm/reference. Progress goes to stderr, the summary to stdout.
                       one side with perf or callgrind; no ratios then)
   --list              list the workloads and exit
   --help
+
+The default.* workloads also run node-postgres (bench/node_pg_ref.js) when
+node and the pg package are found: node on PATH or $PGCM_BENCH_NODE, pg via
+NODE_PATH = $PGCM_BENCH_NODE_MODULES, else <build>/node-ref/node_modules
+(scripts/bench installs it there); else they say why it was skipped.
 )";
 
 double parse_double(const std::string& opt, const char* v) {
@@ -202,6 +208,11 @@ struct workload {
   double max_p50_diff_us = 0; // p50(pgcm) - p50(reference) <= this
   double max_time_ratio = 0;  // duration ratio pgcm/reference <= this
   double max_cpu_ratio = 0;   // client CPU per op pgcm/reference <= this
+  /// Further throughput targets against named extra references: pgcm/that
+  /// contender >= the value (not met when that contender could not run).
+  std::vector<std::pair<std::string, double>> min_ratio_vs;
+  /// Printed under the workload's rows (e.g. a reference that is not available).
+  std::vector<std::string> notes;
 };
 
 std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, const options& o) {
@@ -360,6 +371,41 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
     ws.push_back(std::move(w));
   }
   {
+    // Issue 11's table, as a new user runs it: default options (pool max 10),
+    // 16 threads, against 16 raw threads with a connection each and the
+    // node-postgres pool.
+    const auto& npg = find_node_pg();
+    const int node_pool_max = 10; // pgcm's default pool_config::max
+    for (bool all : {false, true}) {
+      workload w;
+      w.name = all ? "default.slots.c16" : "default.select1.c16";
+      w.title = all ? "query_all of the replication-slots query over " +
+                          std::to_string(three.size()) +
+                          " nodes, 16 threads, default options (pool max 10), blocking facade"
+                    : "SELECT 1 on the primary, 16 threads, default options (pool max 10), "
+                      "blocking facade";
+      if (all) w.unit = "rounds/s";
+      w.make = [&c, &rt, primary, three, all, node_ok = npg.available, node_pool_max] {
+        std::vector<contender_ptr> v;
+        if (all) {
+          v.push_back(make_pgcm_default(rt, c, three, slots_sql, 16, true));
+          v.push_back(make_raw_poll(c, three, slots_sql, 10, 16, 1, "raw-poll-fanout-10/node"));
+        } else {
+          v.push_back(make_pgcm_default(rt, c, {primary}, select1_sql, 16, false));
+          v.push_back(make_raw_threads(c, primary, select1_sql, 16, false, "raw-threads-16"));
+        }
+        if (node_ok)
+          v.push_back(all ? make_node_pg(c, three, slots_sql, 16, node_pool_max, true)
+                          : make_node_pg(c, {primary}, select1_sql, 16, node_pool_max, false));
+        return v;
+      };
+      w.min_ratio = 0.8;
+      w.min_ratio_vs.emplace_back("node-pg", 1.6);
+      if (!npg.available) w.notes.push_back("node-pg: not available (" + npg.reason + ")");
+      ws.push_back(std::move(w));
+    }
+  }
+  {
     workload w;
     w.name = "startup";
     w.title = "open " + std::to_string(three.size()) + " nodes x 10 connections";
@@ -440,6 +486,10 @@ struct workload_result {
   std::vector<contender_result> contenders;
   std::vector<double> ratio_vs; // per contender: its value / the reference's, median over rounds
   double p50_diff_us = 0;       // vs the primary reference
+  /// pgcm / each named extra reference of min_ratio_vs, median over rounds
+  /// (NaN when that contender did not run).
+  std::vector<std::pair<std::string, double>> pgcm_ratio_vs;
+  std::vector<std::string> notes;
   // target
   std::string target_text;
   bool has_target = false, met = false;
@@ -487,7 +537,10 @@ workload_result run_measured(const workload& w, const options& o) {
   res.title = w.title;
   res.unit = w.unit;
   res.k = w.k;
+  res.notes = w.notes;
   progress("== %s: %s\n", w.name.c_str(), w.title.c_str());
+  for (auto& n : w.notes)
+    progress("   %s\n", n.c_str());
   std::vector<contender_ptr> cs;
   try {
     cs = w.make();
@@ -540,10 +593,12 @@ workload_result run_measured(const workload& w, const options& o) {
         if (wr.errors > 0 && cr.first_error.empty()) cr.first_error = wr.first_error;
         this_round[i] = summarize(wr, w.k);
         if (wr.ops > 0) {
+          // A helper process's (node-pg's) CPU and switches count as client side too.
           this_round[i].cpu_us_per_op =
-              static_cast<double>(u1.cpu_ns - u0.cpu_ns) / 1e3 / static_cast<double>(wr.ops);
-          this_round[i].ctxsw_per_op =
-              static_cast<double>(u1.ctxsw - u0.ctxsw) / static_cast<double>(wr.ops);
+              static_cast<double>(u1.cpu_ns - u0.cpu_ns + wr.child_cpu_ns) / 1e3 /
+              static_cast<double>(wr.ops);
+          this_round[i].ctxsw_per_op = static_cast<double>(u1.ctxsw - u0.ctxsw + wr.child_ctxsw) /
+                                       static_cast<double>(wr.ops);
         }
       }
       for (std::size_t i = 0; i < n; ++i) {
@@ -642,6 +697,26 @@ workload_result run_measured(const workload& w, const options& o) {
     res.has_target = true;
     parts.push_back("time ratio " + fmt(ratio, 2) + " <= " + fmt(w.max_time_ratio, 1));
     met = met && ratio <= w.max_time_ratio;
+  }
+  for (auto& [ref_name, min] : w.min_ratio_vs) {
+    res.has_target = true;
+    auto it = std::find_if(res.contenders.begin(), res.contenders.end(),
+                           [&](auto& x) { return x.name == ref_name; });
+    double r = std::nan("");
+    if (it != res.contenders.end()) {
+      std::vector<double> ratios;
+      for (std::size_t k = 0; k < pg.rounds.size() && k < it->rounds.size(); ++k)
+        if (it->rounds[k].value > 0) ratios.push_back(pg.rounds[k].value / it->rounds[k].value);
+      if (!ratios.empty()) r = median(ratios);
+    }
+    res.pgcm_ratio_vs.emplace_back(ref_name, r);
+    if (std::isnan(r)) {
+      parts.push_back("pgcm/" + ref_name + " not measured (" + ref_name + " did not run)");
+      met = false;
+    } else {
+      parts.push_back("pgcm/" + ref_name + " " + fmt(r, 2) + " >= " + fmt(min, 1));
+      met = met && r >= min;
+    }
   }
   if (!clean) parts.push_back("pgcm had errors");
   for (auto& p : parts)
@@ -845,6 +920,19 @@ std::string to_json(const options& o, const cluster_info& c, const std::vector<w
       j << "]";
       if (r.ratio_vs.size() > 1)
         j << ",\"ratio\":" << jnum(r.ratio_vs[0]) << ",\"p50_diff_us\":" << jnum(r.p50_diff_us);
+      if (!r.pgcm_ratio_vs.empty()) {
+        j << ",\"pgcm_ratio_to\":{";
+        for (std::size_t k = 0; k < r.pgcm_ratio_vs.size(); ++k)
+          j << (k ? "," : "") << json_str(r.pgcm_ratio_vs[k].first) << ":"
+            << jnum(r.pgcm_ratio_vs[k].second);
+        j << "}";
+      }
+    }
+    if (!r.notes.empty()) {
+      j << ",\"notes\":[";
+      for (std::size_t k = 0; k < r.notes.size(); ++k)
+        j << (k ? "," : "") << json_str(r.notes[k]);
+      j << "]";
     }
     if (r.has_target)
       j << ",\"target\":{\"text\":" << json_str(r.target_text)
@@ -895,6 +983,10 @@ void print_table(FILE* f, const options& o, const std::vector<workload_result>& 
                          : r.unit == "q/s"     ? "q/s"
                                                : "r/s");
       std::string note = c.errors ? "errors: " + std::to_string(c.errors) : "";
+      if (i == 0)
+        for (auto& [ref_name, rv] : r.pgcm_ratio_vs)
+          if (!std::isnan(rv))
+            note += (note.empty() ? "" : "; ") + ("pgcm/" + ref_name + " ") + fmt(rv, 2);
       if (!c.rounds.empty())
         for (std::size_t e = 0; e < c.rounds[0].extra.size(); ++e) {
           std::vector<double> xs;
@@ -922,11 +1014,14 @@ void print_table(FILE* f, const options& o, const std::vector<workload_result>& 
                        : fmt(c.cpu_us_per_op, 1).c_str(),
                    fmt(c.ctxsw_per_op, dur ? 0 : 1).c_str(), note.c_str());
     }
+    for (auto& n : r.notes)
+      std::fprintf(f, "%-20s %s\n", "", n.c_str());
   }
   std::fprintf(f, "\nratio = median over rounds of pgcm/reference (throughput: higher is better; "
                   "startup time: lower is better); other rows show that contender/reference.\n"
                   "cpu/op = CPU time of the whole bench process per op in us (client side only; "
-                  "the servers' CPU is not counted); csw/op = its context switches per op.\n");
+                  "the servers' CPU is not counted; node-pg rows add its Node.js process); "
+                  "csw/op = its context switches per op.\n");
   std::fprintf(f, "\ntargets:\n");
   for (auto& r : rs)
     if (r.has_target)

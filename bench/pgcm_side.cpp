@@ -79,6 +79,22 @@ node_entries(const cluster_info& c, const std::vector<server>& servers, pool_set
   return out;
 }
 
+/// Only the connection settings: everything else as pgcm's defaults.
+std::vector<std::pair<std::string, pgcm::node_config>>
+default_entries(const cluster_info& c, const std::vector<server>& servers) {
+  std::vector<std::pair<std::string, pgcm::node_config>> out;
+  for (auto& s : servers) {
+    pgcm::node_config n;
+    n.host = c.host;
+    n.port = s.port;
+    n.database = c.database;
+    n.user = c.user;
+    n.password = c.password;
+    out.emplace_back(s.name, std::move(n));
+  }
+  return out;
+}
+
 pgcm::manager_options bench_options() {
   pgcm::manager_options o;
   o.query_timeout = 30s;
@@ -115,6 +131,10 @@ struct request_spec {
   /// with_transaction: `sql` ($1 = the calling thread's own row of bench_tx)
   /// as the transaction's only statement.
   bool tx = false;
+  /// What a new user writes: `pgcm::connection_manager mgr;` (its own actor
+  /// system, default manager_options) and node_configs with only the
+  /// connection settings (default pool).
+  bool defaults = false;
 };
 
 std::atomic<int> tx_rows{0};
@@ -169,13 +189,21 @@ public:
            (req_.all      ? "query_all()"
             : req_.routed ? "query(route{standby})"
                           : "query(\"" + req_.node + "\")") +
-           " (blocking facade), " + pool_text(pool_) + ", policy " + rt_.policy();
+           " (blocking facade), " + pool_text(pool_) +
+           (req_.defaults ? ", default manager_options and pool_config, the manager's own actor "
+                            "system"
+                          : ", policy " + rt_.policy());
   }
 
   void setup() override {
     if (req_.tx) ensure_tx_table(c_, servers_.at(0));
-    mgr_ = std::make_unique<pgcm::connection_manager>(*rt_.get().sys, bench_options());
-    mgr_->initialize(node_entries(c_, servers_, pool_));
+    if (req_.defaults) {
+      mgr_ = std::make_unique<pgcm::connection_manager>();
+      mgr_->initialize(default_entries(c_, servers_));
+    } else {
+      mgr_ = std::make_unique<pgcm::connection_manager>(*rt_.get().sys, bench_options());
+      mgr_->initialize(node_entries(c_, servers_, pool_));
+    }
     std::string err;
     if (!facade_call(*mgr_, req_, err))
       throw std::runtime_error("pgcm facade: first request failed: " + err);
@@ -543,7 +571,9 @@ contender_ptr make_pgcm_tx(pgcm_runtime& rt, const cluster_info& c, const server
 
 contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const server& srv,
                                std::string sql, int in_flight, pgcm_api api, pool_settings pool) {
-  request_spec r{false, srv.name, std::move(sql), false};
+  request_spec r;
+  r.node = srv.name;
+  r.sql = std::move(sql);
   if (api == pgcm_api::facade)
     return std::make_unique<pgcm_facade>(rt, c, std::vector<server>{srv}, r, in_flight, pool);
   return std::make_unique<pgcm_actor>(rt, c, std::vector<server>{srv}, r, in_flight, pool,
@@ -559,11 +589,31 @@ contender_ptr make_pgcm_routed(pgcm_runtime& rt, const cluster_info& c, std::vec
 
 contender_ptr make_pgcm_all(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
                             std::string sql, int in_flight, pgcm_api api, pool_settings pool) {
-  request_spec r{true, {}, std::move(sql)};
+  request_spec r;
+  r.all = true;
+  r.sql = std::move(sql);
   if (api == pgcm_api::facade)
     return std::make_unique<pgcm_facade>(rt, c, std::move(servers), r, in_flight, pool);
   return std::make_unique<pgcm_actor>(rt, c, std::move(servers), r, in_flight, pool,
                                       api == pgcm_api::scoped);
+}
+
+contender_ptr make_pgcm_default(pgcm_runtime& rt, const cluster_info& c,
+                                std::vector<server> servers, std::string sql, int threads,
+                                bool all) {
+  request_spec r;
+  r.all = all;
+  if (!all) r.node = servers.at(0).name;
+  r.sql = std::move(sql);
+  r.defaults = true;
+  r.label = "pgcm-defaults";
+  const pgcm::pool_config dflt;
+  pool_settings pool;
+  pool.min = dflt.min;
+  pool.max = dflt.max;
+  pool.pipeline_depth = dflt.pipeline_depth;
+  pool.statement_cache = dflt.statement_cache;
+  return std::make_unique<pgcm_facade>(rt, c, std::move(servers), r, threads, pool);
 }
 
 contender_ptr make_pgcm_startup(pgcm_runtime& rt, const cluster_info& c,

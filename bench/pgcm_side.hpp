@@ -61,6 +61,15 @@ contender_ptr make_pgcm_tx(pgcm_runtime& rt, const cluster_info& c, const server
 contender_ptr make_pgcm_all(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,
                             std::string sql, int in_flight, pgcm_api api, pool_settings pool);
 
+/// What a new user runs (issue 11's table): `pgcm::connection_manager{}`
+/// (its own actor system, default manager_options), nodes `servers` with
+/// only host/port/database/user/password set (default pool: max 10),
+/// `threads` threads looping on query(servers[0].name, sql) or, when `all`,
+/// query_all(sql). Contender name "pgcm-defaults".
+contender_ptr make_pgcm_default(pgcm_runtime& rt, const cluster_info& c,
+                                std::vector<server> servers, std::string sql, int threads,
+                                bool all);
+
 /// A fresh manager; initialize(servers, pool.min = pool.max = per_server);
 /// op latency = time until every pool connection is open (the extra value
 /// "initialize_ms" = when initialize() returned).

@@ -75,13 +75,16 @@ bool result_ok(ExecStatusType st) {
 class raw_threads final : public contender {
 public:
   raw_threads(cluster_info c, server s, std::string sql, int threads, bool prepared,
-              bool tx = false)
+              bool tx = false, std::string label = {})
       : c_(std::move(c)), s_(std::move(s)), sql_(std::move(sql)), n_(threads), prepared_(prepared),
-        tx_(tx) {}
+        tx_(tx), label_(std::move(label)) {}
 
   ~raw_threads() override { teardown(); }
 
-  std::string name() const override { return tx_ ? "raw-tx-threads" : "raw-threads"; }
+  std::string name() const override {
+    if (!label_.empty()) return label_;
+    return tx_ ? "raw-tx-threads" : "raw-threads";
+  }
 
   std::string describe() const override {
     if (tx_)
@@ -190,6 +193,7 @@ private:
   int n_;
   bool prepared_;
   bool tx_ = false;
+  std::string label_;
   std::vector<PGconn*> conns_;
 };
 
@@ -833,8 +837,9 @@ void ensure_tx_table(const cluster_info& c, const server& srv) {
 }
 
 contender_ptr make_raw_threads(const cluster_info& c, const server& srv, std::string sql,
-                               int threads, bool prepared) {
-  return std::make_unique<raw_threads>(c, srv, std::move(sql), threads, prepared);
+                               int threads, bool prepared, std::string label) {
+  return std::make_unique<raw_threads>(c, srv, std::move(sql), threads, prepared, false,
+                                       std::move(label));
 }
 
 contender_ptr make_raw_poll(const cluster_info& c, std::vector<server> servers, std::string sql,

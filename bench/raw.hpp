@@ -13,9 +13,10 @@ namespace bench {
 
 /// `threads` threads, each with its own blocking connection to `srv`,
 /// looping on the statement (prepared once per connection when `prepared`,
-/// else PQexec with the simple query protocol).
+/// else PQexec with the simple query protocol). `label`: the contender's
+/// name (default "raw-threads").
 contender_ptr make_raw_threads(const cluster_info& c, const server& srv, std::string sql,
-                               int threads, bool prepared);
+                               int threads, bool prepared, std::string label = {});
 
 /// Transactions: `threads` threads, each with its own blocking connection to
 /// `srv`, looping on BEGIN; `update_sql` (prepared, $1 = the thread's own row

@@ -30,6 +30,30 @@ fi
 n_ratio=$(grep -o '"ratio":[0-9.e+-]*' "$out" | grep -vc '"ratio":0$')
 n_work=$(echo "$names" | grep -vc '^scale$')
 [ "$n_ratio" -ge "$n_work" ] || fail "$n_ratio ratios for $n_work measured workloads"
+# The default.* workloads (issue 11) compare with node-postgres: it either ran
+# (a node-pg row and a pgcm/node-pg ratio) or is skipped with a note saying
+# why; PGCM_BENCH_REQUIRE_NODE_PG=1 demands that it ran.
+python3 - "$out" "${PGCM_BENCH_REQUIRE_NODE_PG:-0}" <<'EOF' || fail "node-pg reference check failed"
+import json, sys
+d = json.load(open(sys.argv[1]))
+need = sys.argv[2] == "1"
+seen = 0
+for w in d["workloads"]:
+    if not w["name"].startswith("default."):
+        continue
+    seen += 1
+    ran = any(c["name"] == "node-pg" for c in w["contenders"])
+    skipped = any(n.startswith("node-pg: not available") for n in w.get("notes", []))
+    ratio = w.get("pgcm_ratio_to", {}).get("node-pg")
+    if ran == skipped:
+        sys.exit(f"{w['name']}: node-pg ran={ran}, skipped note={skipped}")
+    if ran and not (isinstance(ratio, (int, float)) and ratio > 0):
+        sys.exit(f"{w['name']}: node-pg ran but pgcm/node-pg is {ratio}")
+    if need and not ran:
+        sys.exit(f"{w['name']}: node-pg did not run: {w.get('notes')}")
+if seen != 2:
+    sys.exit(f"{seen} default.* workloads, expected 2")
+EOF
 # The human-readable summary went to stderr, with the targets.
 grep -q '^targets:' "$err" || fail "no targets section in the summary"
 echo "bench_smoke: $(echo "$names" | wc -w) workloads ran, no request failed"
