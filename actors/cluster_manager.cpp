@@ -887,6 +887,19 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         if (!sup) return std::move(sup.error());
         return caf::actor_cast<node_query_actor>(*sup);
       },
+      // The actor API's fast path: the node's handle, for local requesters
+      // only (a remote client's requests to it would not be failed at once
+      // when the connection drops: remote_link tracks requests to the manager).
+      [=](route_atom, node_atom, const std::string& id) -> caf::result<node_api_actor> {
+        auto sup = supervisor_of(self, id);
+        if (!sup) return std::move(sup.error());
+        auto sender = self->current_sender();
+        if (sender && sender->node() != self->node())
+          return detail::node_error(errc::invalid_argument, id,
+                                    "node handles are local only: a remote client sends "
+                                    "(query_atom, node id, ...) to the manager");
+        return caf::actor_cast<node_api_actor>(*sup);
+      },
   };
 }
 

@@ -502,6 +502,20 @@ void on_tick(self_ptr self) {
 }
 
 /// A row stream: on a connection opened for it (stream_worker.hpp).
+/// A query for the pool (from the manager, a node handle or a worker
+/// handing it back): the pool policy dispatches it or queues it; the worker
+/// that runs it answers the requester (the promise is delegated).
+caf::result<result_set> take_query(self_ptr self, query_job&& job) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<result_set>();
+  auto deadline = job.deadline_ns;
+  bool exclusive = detail::opens_transaction(job.sql);
+  st.pool->on_request(st.clock(), pending_query{rp, std::move(job), false, {}, {}}, deadline,
+                      exclusive);
+  stats_changed(self);
+  return rp;
+}
+
 caf::result<stream_control_actor> start_stream(self_ptr self, stream_job&& job) {
   auto& st = self->state;
   if (st.pool->stopping())
@@ -597,14 +611,17 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
   });
   return {
       [=](query_atom, query_job& job) -> caf::result<result_set> {
+        return take_query(self, std::move(job));
+      },
+      // The public node handle (node_api_actor): what the manager checks
+      // before it delegates (query_atom, id, ...), checked here.
+      [=](query_atom, std::string& sql, std::vector<param>& params,
+          caf::timespan timeout) -> caf::result<result_set> {
         auto& st = self->state;
-        auto rp = self->make_response_promise<result_set>();
-        auto deadline = job.deadline_ns;
-        bool exclusive = detail::opens_transaction(job.sql);
-        st.pool->on_request(st.clock(), pending_query{rp, std::move(job), false, {}, {}}, deadline,
-                            exclusive);
-        stats_changed(self);
-        return rp;
+        if (auto problem = detail::transaction_statement_problem(sql); !problem.empty())
+          return detail::node_error(errc::invalid_argument, st.node_id, problem);
+        if (timeout.count() <= 0) timeout = st.opts.query_timeout;
+        return take_query(self, make_query_job(std::move(sql), std::move(params), timeout));
       },
       [=](pin_atom, query_job& job) -> caf::result<connection_worker_actor> {
         auto& st = self->state;

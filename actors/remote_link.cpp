@@ -185,6 +185,13 @@ manager_api_actor::behavior_type remote_link(link_ptr self, manager_api_actor re
       [=](begin_atom a, route& r, transaction_options& o) {
         return forward<transaction_session>(self, a, std::move(r), std::move(o));
       },
+      // Node handles are local only (the remote manager refuses them too):
+      // requests to a remote node handle would bypass this link's tracking.
+      [=](route_atom, node_atom, std::string& id) -> caf::result<node_api_actor> {
+        return make_error(errc::invalid_argument,
+                          "node " + id + ": node handles are local only; remote manager " +
+                              self->state.name + " takes (query_atom, node id, ...) instead");
+      },
   };
 }
 

@@ -286,6 +286,21 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
     if (n == 1) w.max_p50_diff_us = 25;
     ws.push_back(std::move(w));
   }
+  {
+    // The actor API's old path, kept measurable: queries to the manager,
+    // which delegates them to the node (one hop more than the node handle).
+    workload w;
+    w.name = "select1.c16.actor-via-manager";
+    w.title = "single node, SELECT 1, 16 in flight, pool max 10, actor API through the manager";
+    w.make = [&c, &rt, primary, prepared, pool] {
+      std::vector<contender_ptr> v;
+      v.push_back(
+          make_pgcm_single(rt, c, primary, select1_sql, 16, pgcm_api::actor_via_manager, pool));
+      v.push_back(make_raw_threads(c, primary, select1_sql, 10, prepared));
+      return v;
+    };
+    ws.push_back(std::move(w));
+  }
   for (auto api : {pgcm_api::facade, pgcm_api::actor}) {
     for (int n : {1, 16}) {
       workload w;

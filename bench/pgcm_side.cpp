@@ -284,6 +284,9 @@ private:
 
 struct requester_ctx {
   pgcm::manager_api_actor mgr;
+  /// The node's handle ((route_atom, node_atom, id), the actor API's fast
+  /// path); null: queries go to the manager (`...actor-via-manager`).
+  pgcm::node_api_actor node;
   request_spec req;
   std::atomic<bool> stop{false};
   int outstanding = 0;
@@ -336,6 +339,10 @@ void issue(caf::event_based_actor* self, const ctx_ptr& ctx) {
               on_reply(self, ctx, t0, true, {});
             },
             on_error);
+  } else if (ctx->node) {
+    self->request(ctx->node, caf::infinite, pgcm::query_atom::value, ctx->req.sql,
+                  std::vector<pgcm::param>{}, caf::timespan{30s})
+        .then([self, ctx, t0](pgcm::result_set&) { on_reply(self, ctx, t0, true, {}); }, on_error);
   } else {
     self->request(ctx->mgr, caf::infinite, pgcm::query_atom::value, ctx->req.node, ctx->req.sql,
                   std::vector<pgcm::param>{}, caf::timespan{30s})
@@ -347,14 +354,19 @@ class pgcm_actor final : public contender {
 public:
   /// blocking: N threads, each with one long-lived scoped_actor doing
   /// request/receive (what the facade does, minus a scoped_actor per call).
+  /// via_manager: the requester sends its queries to the manager (which
+  /// delegates them to the node) instead of the node's handle.
   pgcm_actor(pgcm_runtime& rt, cluster_info c, std::vector<server> servers, request_spec req,
-             int in_flight, pool_settings pool, bool blocking)
+             int in_flight, pool_settings pool, bool blocking, bool via_manager = false)
       : rt_(rt), c_(std::move(c)), servers_(std::move(servers)), req_(std::move(req)),
-        n_(in_flight), pool_(pool), blocking_(blocking) {}
+        n_(in_flight), pool_(pool), blocking_(blocking), via_manager_(via_manager) {}
 
   ~pgcm_actor() override { teardown(); }
 
-  std::string name() const override { return blocking_ ? "pgcm-scoped-per-thread" : "pgcm-actor"; }
+  std::string name() const override {
+    if (blocking_) return "pgcm-scoped-per-thread";
+    return via_manager_ ? "pgcm-actor-via-manager" : "pgcm-actor";
+  }
 
   std::string describe() const override {
     if (blocking_)
@@ -362,8 +374,11 @@ public:
              "(facade minus its scoped_actor per call), " + pool_text(pool_) + ", policy " +
              rt_.policy();
     return "1 requester actor keeping " + std::to_string(n_) + " " +
-           (req_.all ? "query_all_atom" : "query_atom") + " requests outstanding, " +
-           pool_text(pool_) + ", policy " + rt_.policy();
+           (req_.all ? "query_all_atom" : "query_atom") + " requests outstanding " +
+           (req_.all       ? "at the manager"
+            : via_manager_ ? "at the manager"
+                           : "at the node's handle (route_atom)") +
+           ", " + pool_text(pool_) + ", policy " + rt_.policy();
   }
 
   window_result run_blocking(nanoseconds d) {
@@ -480,6 +495,16 @@ public:
     auto ctx = std::make_shared<requester_ctx>();
     ctx->mgr = mgr_;
     ctx->req = req_;
+    if (!req_.all && !via_manager_) {
+      // The fast path: ask the manager for the node's handle once.
+      caf::scoped_actor self{*rt_.get().sys};
+      caf::error failure;
+      self->request(mgr_, 10s, pgcm::route_atom::value, pgcm::node_atom::value, req_.node)
+          .receive([&](pgcm::node_api_actor& h) { ctx->node = std::move(h); },
+                   [&](caf::error& e) { failure = e; });
+      if (failure)
+        throw std::runtime_error("pgcm node handle: " + pgcm::to_error_info(failure).message);
+    }
     ctx->out.lat_ns.reserve(1 << 16);
     auto done = ctx->done.get_future();
     auto n = n_;
@@ -506,6 +531,7 @@ private:
   int n_;
   pool_settings pool_;
   bool blocking_;
+  bool via_manager_;
   pgcm::manager_api_actor mgr_;
 };
 
@@ -577,7 +603,7 @@ contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const se
   if (api == pgcm_api::facade)
     return std::make_unique<pgcm_facade>(rt, c, std::vector<server>{srv}, r, in_flight, pool);
   return std::make_unique<pgcm_actor>(rt, c, std::vector<server>{srv}, r, in_flight, pool,
-                                      api == pgcm_api::scoped);
+                                      api == pgcm_api::scoped, api == pgcm_api::actor_via_manager);
 }
 
 contender_ptr make_pgcm_routed(pgcm_runtime& rt, const cluster_info& c, std::vector<server> servers,

@@ -39,8 +39,11 @@ struct pool_settings {
 
 /// facade: N threads on connection_manager::query(); actor: one requester
 /// actor with N outstanding; scoped (diagnostic): N threads, each reusing one
-/// scoped_actor for request/receive on the manager.
-enum class pgcm_api { facade, actor, scoped };
+/// scoped_actor for request/receive on the manager. actor: single-node
+/// queries go to the node's handle ((route_atom, node_atom, id), the actor
+/// API's fast path); actor_via_manager: the same requester, queries sent to
+/// the manager.
+enum class pgcm_api { facade, actor, scoped, actor_via_manager };
 
 /// `sql` on one node (`srv`) with `in_flight` requests outstanding.
 contender_ptr make_pgcm_single(pgcm_runtime& rt, const cluster_info& c, const server& srv,

@@ -35,7 +35,8 @@ pgcm::event_subscriber_actor::behavior_type printer(pgcm::event_subscriber_actor
   };
 }
 
-// The client: initializes two nodes, fans a query out, prints, shuts down.
+// The client: initializes two nodes, fans a query out, runs one on the
+// primary's handle, prints, shuts down.
 void client(caf::event_based_actor* self, pgcm::manager_api_actor mgr) {
   pgcm::node_config primary;
   primary.host = env_or("PGCM_HOST", "127.0.0.1");
@@ -51,6 +52,29 @@ void client(caf::event_based_actor* self, pgcm::manager_api_actor mgr) {
     std::cerr << "error: " << pgcm::to_error_info(err).message << "\n";
     self->send(mgr, pgcm::shutdown_atom::value);
     self->quit();
+  };
+  auto shut_down = [=] {
+    self->request(mgr, 20s, pgcm::shutdown_atom::value)
+        .then([=](pgcm::ok_atom) { caf::aout(self) << "shut down\n"; }, on_error);
+  };
+  // The fast path for queries on one node: ask the manager for the node's
+  // handle once, then send queries straight to it (after shutting_down or
+  // request_receiver_down from it, ask the manager again).
+  auto query_on_handle = [=] {
+    self->request(mgr, 5s, pgcm::route_atom::value, pgcm::node_atom::value, std::string{"primary"})
+        .then(
+            [=](pgcm::node_api_actor& node) {
+              self->request(node, 10s, pgcm::query_atom::value, std::string{"SELECT $1::int AS n"},
+                            std::vector<pgcm::param>{7}, caf::timespan{5s})
+                  .then(
+                      [=](pgcm::result_set& rs) {
+                        caf::aout(self)
+                            << "primary via its handle: n=" << rs[0].get<int>("n") << "\n";
+                        shut_down();
+                      },
+                      on_error);
+            },
+            on_error);
   };
   self->request(mgr, 30s, pgcm::initialize_atom::value, nodes)
       .then(
@@ -68,8 +92,7 @@ void client(caf::event_based_actor* self, pgcm::manager_api_actor mgr) {
                         else
                           caf::aout(self) << r.node_id << ": " << r.error->message << "\n";
                       }
-                      self->request(mgr, 20s, pgcm::shutdown_atom::value)
-                          .then([=](pgcm::ok_atom) { caf::aout(self) << "shut down\n"; }, on_error);
+                      query_on_handle();
                     },
                     on_error);
           },

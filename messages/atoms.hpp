@@ -40,6 +40,7 @@ using start_atom = caf::atom_constant<caf::atom("pgcm_start")>;
 using stop_atom = caf::atom_constant<caf::atom("pgcm_stop")>;
 using publish_atom = caf::atom_constant<caf::atom("pgcm_pub")>;
 using resolved_atom = caf::atom_constant<caf::atom("pgcm_dns")>;
+/// Also public: (route_atom, node_atom, id) asks the manager for a node handle.
 using route_atom = caf::atom_constant<caf::atom("pgcm_route")>;
 /// A sign that the primary may have changed (issue 10): probe every node now.
 using failover_atom = caf::atom_constant<caf::atom("pgcm_fover")>;

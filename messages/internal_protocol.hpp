@@ -173,22 +173,23 @@ using connection_worker_actor =
                      caf::reacts_to<lease_atom, std::int32_t, std::string>>;
 
 /// One node: its pool of workers and its health probe.
-using node_supervisor_actor =
-    caf::typed_actor<caf::replies_to<query_atom, query_job>::with<result_set>,
-                     caf::replies_to<start_atom>::with<ok_atom>,
-                     caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
-                     caf::replies_to<caf::get_atom>::with<node_info>,
-                     caf::reacts_to<report_atom, worker_report>,
-                     caf::reacts_to<probe_atom, probe_result>, caf::reacts_to<probe_atom>,
-                     caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
-                     caf::reacts_to<tick_atom, std::uint64_t>,
-                     caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>,
-                     caf::reacts_to<lease_atom, std::int32_t, std::string>,
-                     // transactions: (pin_atom, job) answers an idle connection pinned
-                     // for one session until (unpin_atom, it); the job carries only
-                     // the deadline (queued like a request until then).
-                     caf::replies_to<pin_atom, query_job>::with<connection_worker_actor>,
-                     caf::reacts_to<unpin_atom, connection_worker_actor>>;
+using node_supervisor_actor = caf::typed_actor<
+    caf::replies_to<query_atom, query_job>::with<result_set>,
+    // the public node handle (node_api_actor)
+    caf::replies_to<query_atom, std::string, std::vector<param>, caf::timespan>::with<result_set>,
+    caf::replies_to<start_atom>::with<ok_atom>,
+    caf::replies_to<stop_atom, caf::timespan>::with<ok_atom>,
+    caf::replies_to<caf::get_atom>::with<node_info>, caf::reacts_to<report_atom, worker_report>,
+    caf::reacts_to<probe_atom, probe_result>, caf::reacts_to<probe_atom>,
+    caf::reacts_to<resolved_atom, std::uint64_t, std::string, std::string>,
+    caf::reacts_to<tick_atom, std::uint64_t>,
+    caf::replies_to<stream_atom, stream_job>::with<stream_control_actor>,
+    caf::reacts_to<lease_atom, std::int32_t, std::string>,
+    // transactions: (pin_atom, job) answers an idle connection pinned
+    // for one session until (unpin_atom, it); the job carries only
+    // the deadline (queued like a request until then).
+    caf::replies_to<pin_atom, query_job>::with<connection_worker_actor>,
+    caf::reacts_to<unpin_atom, connection_worker_actor>>;
 
 /// Probes one node's health on its own connection.
 /// `(probe_atom, interval)`: probe every `interval` from now on (the

@@ -25,6 +25,16 @@
 //                                                   -> stream_control_actor  see "Row streaming" below
 //   (begin_atom, id, transaction_options)           -> transaction_session   pins a connection
 //   (begin_atom, route, transaction_options)        -> transaction_session   node picked by the route
+//   (route_atom, node_atom, id)                     -> node_api_actor    the node's own handle (local only)
+//
+// Node handle protocol (node_api_actor, from (route_atom, node_atom, id)): the
+// fast path for actor applications, one hop less than through the manager:
+//   (query_atom, sql, params, timeout)  -> result_set   as (query_atom, id, ...) to the manager
+// A removed node's handle answers shutting_down (while it drains) and then
+// CAF's request_receiver_down, as does a handle whose node supervisor was
+// restarted: ask the manager again (it answers node_not_found once the node
+// is gone). Only local requesters get a handle (a remote one gets
+// invalid_argument): remote clients send queries to the manager.
 //
 // Transaction session protocol (transaction_session_actor, from begin_atom):
 //   (query_atom, sql, params)   -> result_set   in order, inside the transaction
@@ -56,7 +66,8 @@ namespace pgcm {
 /// 2: routed queries, replication facts in health_status, result_set node_id /
 /// commit_lsn, the query-duration histogram in pool_stats.
 /// 3: row streaming (stream_atom) and transactions (begin_atom, transaction_session_actor).
-constexpr std::uint32_t protocol_version = 3;
+/// 4: node handles ((route_atom, node_atom, id) -> node_api_actor).
+constexpr std::uint32_t protocol_version = 4;
 
 using node_entry = std::pair<std::string, node_config>;
 using node_result_set = basic_node_result<result_set>;
@@ -135,6 +146,11 @@ typename Inspector::result_type inspect(Inspector& f, transaction_options& x) {
 
 // -- end of transactions ------------------------------------------------------
 
+/// One node's query handle (see "Node handle protocol" above): what
+/// `(route_atom, node_atom, id)` answers.
+using node_api_actor = caf::typed_actor<
+    caf::replies_to<query_atom, std::string, std::vector<param>, caf::timespan>::with<result_set>>;
+
 /// The manager's public interface: what applications and remote clients may send.
 // clang-format off
 using manager_api_actor =
@@ -158,7 +174,9 @@ using manager_api_actor =
                                      stream_request, stream_sink_actor>::with<stream_control_actor>,
                      // Transactions (issue 12, part T).
                      caf::replies_to<begin_atom, std::string, transaction_options>::with<transaction_session>,
-                     caf::replies_to<begin_atom, route, transaction_options>::with<transaction_session>>;
+                     caf::replies_to<begin_atom, route, transaction_options>::with<transaction_session>,
+                     // Node handles: the fast path of the actor API.
+                     caf::replies_to<route_atom, node_atom, std::string>::with<node_api_actor>>;
 // clang-format on
 
 /// Registers every pgcm message type on `cfg` (both sides of a remote

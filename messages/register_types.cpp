@@ -24,6 +24,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<event_subscriber_actor>("pgcm::event_subscriber_actor");
   cfg.add_message_type<query_job>("pgcm::query_job");
   cfg.add_message_type<node_query_actor>("pgcm::node_query_actor");
+  cfg.add_message_type<node_api_actor>("pgcm::node_api_actor");
   cfg.add_message_type<worker_state>("pgcm::worker_state");
   cfg.add_message_type<worker_report>("pgcm::worker_report");
   cfg.add_message_type<probe_result>("pgcm::probe_result");

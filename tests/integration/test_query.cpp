@@ -6,6 +6,7 @@
 #include <atomic>
 #include <dirent.h>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -13,8 +14,11 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <pgcm/actors/remote_link.hpp>
+#include <pgcm/messages/error.hpp>
 #include <pgcm/messages/protocol.hpp>
 #include <pgcm/scheduler.hpp>
 
@@ -296,6 +300,130 @@ BOOST_AUTO_TEST_CASE(queries_answer_while_every_scheduler_thread_is_busy) {
       BOOST_CHECK_GE(test::ms_since(start), 2000);
     mgr.shutdown();
   }
+}
+
+namespace {
+
+/// (route_atom, node_atom, id) through `self`: the node's handle, or the error.
+caf::expected<node_api_actor> node_handle(caf::scoped_actor& self, const manager_api_actor& m,
+                                          const std::string& id) {
+  caf::expected<node_api_actor> out{caf::error{}};
+  self->request(m, 10s, route_atom::value, node_atom::value, id)
+      .receive([&](node_api_actor& h) { out = std::move(h); },
+               [&](caf::error& e) { out = std::move(e); });
+  return out;
+}
+
+/// What one event-based requester got for n queries sent at once to `h`.
+struct handle_replies {
+  int values = 0;
+  std::vector<error_info> errors;
+};
+
+/// One requester actor sends `sql` n times at once to `h` (no CAF timeout:
+/// pgcm's own deadline answers), counts the replies and reports them when
+/// all n are in (the future's own wait bounds a hang).
+std::future<handle_replies> send_many(caf::actor_system& sys, const node_api_actor& h,
+                                      std::string sql, int n) {
+  auto done = std::make_shared<std::promise<handle_replies>>();
+  auto fut = done->get_future();
+  sys.spawn([=](caf::event_based_actor* self) {
+    auto got = std::make_shared<handle_replies>();
+    auto left = std::make_shared<int>(n);
+    auto one = [=] {
+      if (--*left == 0) {
+        done->set_value(*got);
+        self->quit();
+      }
+    };
+    for (int i = 0; i < n; ++i)
+      self->request(h, caf::infinite, query_atom::value, sql, std::vector<param>{},
+                    caf::timespan{10s})
+          .then(
+              [=](result_set&) {
+                ++got->values;
+                one();
+              },
+              [=](caf::error& e) {
+                got->errors.push_back(to_error_info(e));
+                one();
+              });
+  });
+  return fut;
+}
+
+} // namespace
+
+// The actor API's fast path (README, Actor API): the manager answers a node's
+// handle once, queries go straight to it (no manager hop), with the same
+// checks and errors as through the manager, one reply each; a removed node's
+// handle answers an error (never a hang) and the manager then names the node.
+BOOST_AUTO_TEST_CASE(actor_api_node_handle_queries_and_a_removed_node) {
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  use_pgcm_scheduler(cfg);
+  caf::actor_system sys{cfg};
+  connection_manager mgr{sys, test::fast_options()};
+  mgr.initialize(test::all_nodes());
+  auto m = manager_handle(mgr);
+  {
+    caf::scoped_actor self{sys};
+    auto missing = node_handle(self, m, "nodeX");
+    BOOST_REQUIRE(!missing);
+    BOOST_CHECK(to_error_info(missing.error()).code == errc::node_not_found);
+    BOOST_CHECK_NE(to_error_info(missing.error()).message.find("nodeX"), std::string::npos);
+
+    auto h = node_handle(self, m, "node1");
+    BOOST_REQUIRE(h);
+    BOOST_REQUIRE(*h);
+    auto ask = [&](std::string sql, std::vector<param> ps) {
+      caf::expected<result_set> out{caf::error{}};
+      self->request(*h, 15s, query_atom::value, std::move(sql), std::move(ps), caf::timespan{0})
+          .receive([&](result_set& r) { out = std::move(r); },
+                   [&](caf::error& e) { out = std::move(e); });
+      return out;
+    };
+    auto r = ask("SELECT $1::int + 1", {41});
+    BOOST_REQUIRE(r);
+    BOOST_CHECK_EQUAL((*r)[0].get<int>(0), 42);
+    BOOST_CHECK_EQUAL(r->node_id(), "node1");
+    // The checks the manager makes before it delegates are made here too.
+    auto tx = ask("BEGIN", {});
+    BOOST_REQUIRE(!tx);
+    BOOST_CHECK(to_error_info(tx.error()).code == errc::invalid_argument);
+    BOOST_CHECK_NE(to_error_info(tx.error()).message.find("node1"), std::string::npos);
+    auto bad = ask("SELECT * FROM no_such_table_here", {});
+    BOOST_REQUIRE(!bad);
+    BOOST_CHECK(to_error_info(bad.error()).code == errc::query_failed);
+
+    // Many outstanding from one requester (more than pool.max): one reply each.
+    auto many = send_many(sys, *h, "SELECT 1", 200).get();
+    BOOST_CHECK_EQUAL(many.values, 200);
+    BOOST_CHECK(many.errors.empty());
+
+    // Removed while requests run: each still gets exactly one reply; after
+    // the removal the handle answers an error at once, and the manager says
+    // the node is gone, by name.
+    auto during = send_many(sys, *h, "SELECT pg_sleep(0.3)", 12);
+    std::this_thread::sleep_for(50ms);
+    mgr.remove_node("node1");
+    BOOST_REQUIRE(during.wait_for(20s) == std::future_status::ready);
+    auto d = during.get();
+    BOOST_CHECK_EQUAL(d.values + static_cast<int>(d.errors.size()), 12);
+    for (auto& e : d.errors)
+      BOOST_TEST_MESSAGE("during removal: " << e.message);
+    auto start = std::chrono::steady_clock::now();
+    auto after = ask("SELECT 1", {});
+    BOOST_REQUIRE(!after);
+    BOOST_TEST_MESSAGE("after removal: " << to_error_info(after.error()).message);
+    BOOST_CHECK(after.error() != caf::sec::request_timeout);
+    BOOST_CHECK_LT(test::ms_since(start), 5000);
+    auto gone = node_handle(self, m, "node1");
+    BOOST_REQUIRE(!gone);
+    BOOST_CHECK(to_error_info(gone.error()).code == errc::node_not_found);
+    BOOST_CHECK_NE(to_error_info(gone.error()).message.find("node1"), std::string::npos);
+  }
+  mgr.shutdown();
 }
 
 namespace {

@@ -24,10 +24,13 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/remote_actor.hpp>
+#include <caf/logger.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <pgcm/actors/remote_link.hpp>
 #include <pgcm/logging.hpp>
 #include <pgcm/messages/error.hpp>
 #include <pgcm/messages/protocol.hpp>
@@ -445,6 +448,46 @@ BOOST_AUTO_TEST_CASE(incompatible_clients_get_an_error_and_the_server_survives) 
   // The server still serves a proper client.
   connection_manager client{local(server.port()), test::fast_options()};
   BOOST_CHECK_EQUAL(client.query("node0", "SELECT 9")[0].get<int>(0), 9);
+}
+
+// Node handles (the actor API's fast path) are local only: requests to a
+// remote node handle would bypass the link that fails pending requests when
+// the connection drops. The served manager refuses a remote requester, and a
+// client's link refuses without asking; queries by node id still work.
+BOOST_AUTO_TEST_CASE(node_handles_are_local_only) {
+  server_process server{{"127.0.0.1", "0"}};
+  BOOST_REQUIRE(server.port() != 0);
+  auto expect_refusal = [](caf::scoped_actor& self, const manager_api_actor& m) {
+    bool refused = false;
+    self->request(m, 10s, route_atom::value, node_atom::value, std::string{"node0"})
+        .receive([&](node_api_actor&) { BOOST_ERROR("a remote requester got a node handle"); },
+                 [&](caf::error& e) {
+                   auto info = to_error_info(e);
+                   BOOST_TEST_MESSAGE(info.message);
+                   BOOST_CHECK(info.code == errc::invalid_argument);
+                   BOOST_CHECK_NE(info.message.find("node0"), std::string::npos);
+                   refused = true;
+                 });
+    BOOST_CHECK(refused);
+  };
+  {
+    // Straight to the served manager (no link in between).
+    caf::actor_system_config cfg;
+    register_types(cfg);
+    cfg.load<caf::io::middleman>();
+    caf::actor_system sys{cfg};
+    auto m = caf::io::remote_actor<manager_api_actor>(sys, "127.0.0.1", server.port());
+    BOOST_REQUIRE(m);
+    caf::scoped_actor self{sys};
+    expect_refusal(self, *m);
+  }
+  connection_manager client{local(server.port()), test::fast_options()};
+  {
+    caf::scoped_actor self{client.system()};
+    expect_refusal(self, manager_handle(client));
+  }
+  caf::logger::set_current_actor_system(nullptr); // or ~connection_manager waits for this thread
+  BOOST_CHECK_EQUAL(client.query("node0", "SELECT 3")[0].get<int>(0), 3);
 }
 
 BOOST_AUTO_TEST_CASE(tls_settings_are_checked_first) {
