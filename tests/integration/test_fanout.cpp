@@ -221,12 +221,15 @@ BOOST_AUTO_TEST_CASE(timeout_on_one_node_cancels_it_others_answer) {
   connection_manager mgr{options()};
   mgr.initialize(test::all_nodes());
   BOOST_REQUIRE(test::eventually([&] { return mgr.get_healthy_nodes().size() == 3; }, 10s));
+  if (leasing_on()) BOOST_REQUIRE(all_leased(mgr, 3)); // the lessee cancels, not the worker
   // Sleeps on the primary only.
   const std::string sql =
       "SELECT pg_sleep(CASE WHEN pg_is_in_recovery() THEN 0 ELSE 20 END) AS s, 5 AS v";
+  auto before = detail::leases_taken();
   auto started = std::chrono::steady_clock::now();
   auto got = mgr.query_all(sql, {}, 700ms);
   auto took = test::ms_since(started);
+  if (leasing_on()) BOOST_CHECK_GE(detail::leases_taken() - before, 1u);
   BOOST_REQUIRE(ids(got) == (strings{"node0", "node1", "node2"}));
   BOOST_CHECK(!got[0].success);
   BOOST_REQUIRE(got[0].error);
