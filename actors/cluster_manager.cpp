@@ -205,6 +205,13 @@ void publish_routes(self_ptr self) {
   snap->table = st.routes;
   for (auto& [id, n] : st.nodes)
     snap->load[id] = load_of(st, id);
+  // The query_all handler's targets, in its order (facade fan-out).
+  snap->nodes.reserve(st.order.size());
+  for (auto& id : st.order) {
+    auto& n = st.nodes.at(id);
+    snap->nodes.push_back({id, n.health.status == health_state::healthy,
+                           caf::actor_cast<caf::strong_actor_ptr>(n.supervisor)});
+  }
   st.published_load = snap->load;
   st.board->publish(std::move(snap));
 }
@@ -560,6 +567,7 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         self->monitor(n.supervisor);
         self->request(n.supervisor, caf::infinite, start_atom::value)
             .then([](ok_atom) {}, [](caf::error&) {});
+        publish_routes(self); // the facade's fan-out addresses the new supervisor
         return;
       }
   });
@@ -852,11 +860,18 @@ manager_actor::behavior_type cluster_manager(self_ptr self, manager_options opts
         if (it == st.nodes.end() || caf::actor_cast<caf::actor_addr>(self->current_sender()) !=
                                         it->second.supervisor.address())
           return; // from a node removed meanwhile
-        if (ev.health) it->second.health = *ev.health;
+        bool republish = false;
+        if (ev.health) {
+          // query_healthy's targets changed: the facade's fan-out reads them.
+          auto healthy = [](const health_status& h) { return h.status == health_state::healthy; };
+          republish = healthy(it->second.health) != healthy(*ev.health);
+          it->second.health = *ev.health;
+        }
         if (ev.stats) {
           it->second.stats = *ev.stats;
-          load_changed(self, ev.node_id);
+          if (!republish) load_changed(self, ev.node_id);
         }
+        if (republish) publish_routes(self);
         broadcast(self, ev);
       },
       [=](tick_atom, std::uint64_t) { sweep_fan_outs(self); },

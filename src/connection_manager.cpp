@@ -2,6 +2,7 @@
 #include "pgcm/scheduler.hpp"
 
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -21,6 +22,7 @@
 #include "inline_unit.hpp"
 #include "lease.hpp"
 #include "log.hpp"
+#include "node_error.hpp"
 #include "pgcm/actors/cluster_manager.hpp"
 #include "pgcm/actors/connection_worker.hpp"
 #include "pgcm/actors/remote_link.hpp"
@@ -757,11 +759,151 @@ result_set connection_manager::query(const route& r, const std::string& sql,
 
 namespace {
 
+/// The route to node `id` whose supervisor is `sup` (the manager's current
+/// one, from its snapshot): the cached one if it is that supervisor's, else
+/// a new entry replacing it. Invalid after shutdown().
+detail::facade_impl::route_entry route_for(detail::facade_impl& impl, const std::string& id,
+                                           const caf::strong_actor_ptr& sup) {
+  {
+    std::lock_guard<std::mutex> guard{impl.routes_mtx};
+    if (impl.routes_closed) return {};
+    if (auto it = impl.routes.find(id);
+        it != impl.routes.end() && it->second.sup && it->second.sup->ctrl() == sup.get())
+      return it->second;
+  }
+  detail::facade_impl::route_entry entry{caf::actor_cast<node_query_actor>(sup), nullptr};
+  entry.leases = detail::find_lease_pool(sup.get());
+  if (entry.leases) entry.leases->used.store(true);
+  std::lock_guard<std::mutex> guard{impl.routes_mtx};
+  if (impl.routes_closed) return {};
+  impl.routes[id] = entry;
+  return entry;
+}
+
+/// Extra time given to a node beyond the query's deadline before it is
+/// answered for (the manager's guard_margin, cluster_manager.cpp).
+constexpr std::int64_t fan_out_margin_ns = 1'000'000'000;
+
+/// query_all / query_healthy on the caller's thread (issue 11): the nodes
+/// the manager's fan-out would address (its snapshot: same nodes, order and
+/// healthy filter), each run on a lease of its pool, all of them with one
+/// poll() here; a node with no idle connection goes to its supervisor (an
+/// actor request sent before the poll loop, received after). Every node
+/// gets exactly one result, by the deadline plus the manager's margin.
+/// Nullopt: the manager's fan-out answers instead (remote, inline
+/// execution off, no snapshot, a statement the manager refuses, shutdown).
+std::optional<std::vector<node_result_set>> fan_out_here(detail::facade_impl& impl,
+                                                         const std::string& sql,
+                                                         const std::vector<param>& params,
+                                                         milliseconds t, bool healthy_only) {
+  if (impl.is_remote || !impl.run_inline || !impl.board) return std::nullopt;
+  auto snap = impl.board->get();
+  if (!snap) return std::nullopt; // not started, or shutting down: the manager answers
+  if (!detail::transaction_statement_problem(sql).empty()) return std::nullopt;
+  struct target {
+    const detail::routing_snapshot::fan_node* node;
+    detail::facade_impl::route_entry route;
+    query_job job;
+    detail::leased_query* leased = nullptr;
+    std::optional<caf::message_id> asked; // the actor way: the request's id
+  };
+  std::vector<target> targets;
+  targets.reserve(snap->nodes.size());
+  for (auto& n : snap->nodes) {
+    if (healthy_only && !n.healthy) continue;
+    if (!n.supervisor) return std::nullopt;
+    targets.push_back({&n, {}, {}, nullptr, std::nullopt});
+  }
+  std::vector<node_result_set> results(targets.size());
+  if (targets.empty()) return results;
+  for (auto& x : targets) {
+    x.route = route_for(impl, x.node->id, x.node->supervisor);
+    if (!x.route.sup) return std::nullopt; // shut down meanwhile: the manager answers
+  }
+  auto job = make_query_job(sql, params, caf::timespan{t});
+  for (auto& x : targets)
+    x.job = job;
+  // One result per node: leased ones here, the others from their supervisor.
+  auto answer = [&](std::size_t i, detail::lease_outcome& out) {
+    auto& entry = results[i];
+    entry.node_id = targets[i].node->id;
+    entry.success = out.result.has_value();
+    if (out.result)
+      entry.data = std::move(*out.result);
+    else
+      entry.error = to_error_info(out.error, "node " + entry.node_id);
+  };
+  auto asker = impl.lease_asker();
+  auto& self = asker->self;
+  auto ask_node = [&](target& x) {
+    // Run by the scheduler (no inline unit: the caller polls its leases).
+    x.asked = self->new_request_id(caf::message_priority::normal);
+    x.route.sup->eq_impl(*x.asked, self->ctrl(), nullptr, query_atom::value, x.job);
+  };
+  std::deque<detail::leased_query> leased;
+  std::vector<detail::leased_query*> running;
+  // Several leases at once, one per node's pool, none waited for
+  // (threading.md I6): a node with none idle goes the actor way at once.
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    auto& x = targets[i];
+    if (x.route.leases && !x.route.leases->closed.load()) {
+      x.leased = &leased.emplace_back(*x.route.leases, x.job);
+      if (x.leased->start(0)) {
+        running.push_back(x.leased);
+        continue;
+      }
+      if (x.leased->outcome().kind == detail::lease_outcome::answered) continue;
+    }
+    ask_node(x);
+  }
+  detail::drive_leased(running);
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    auto& x = targets[i];
+    if (x.asked || !x.leased) continue;
+    if (x.leased->outcome().kind == detail::lease_outcome::answered)
+      answer(i, x.leased->outcome());
+    else
+      ask_node(x); // it certainly did not run (attempt says if it was tried)
+  }
+  // The actor way's answers, each by the deadline plus the margin.
+  auto give_up = caf::actor_clock::clock_type::now() +
+                 std::chrono::nanoseconds{job.deadline_ns + fan_out_margin_ns - steady_now_ns()};
+  bool timed_out = false;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    auto& x = targets[i];
+    if (!x.asked) continue;
+    auto& entry = results[i];
+    entry.node_id = x.node->id;
+    caf::blocking_actor::accept_one_cond one;
+    self->varargs_receive(
+        one, x.asked->response_id(),
+        [&](result_set& rs) {
+          entry.success = true;
+          entry.data = std::move(rs);
+        },
+        [&](caf::error& err) {
+          entry.success = false;
+          entry.error = to_error_info(err, "node " + entry.node_id);
+        },
+        caf::after(std::max(caf::timespan{0}, give_up - caf::actor_clock::clock_type::now())) >>
+            [&] {
+              timed_out = true;
+              entry.success = false;
+              entry.error = to_error_info(detail::node_error(errc::query_timeout, entry.node_id,
+                                                             "no answer by the deadline"));
+            });
+  }
+  impl.return_asker(std::move(asker), !timed_out);
+  log::release_caf_thread_logger();
+  return results;
+}
+
 std::vector<node_result_set> fan_out(detail::facade_impl& impl, const std::string& sql,
                                      std::vector<param> params, std::optional<milliseconds> timeout,
                                      bool healthy_only) {
   auto t = timeout.value_or(impl.opts.query_timeout);
   if (t.count() <= 0) throw error{errc::invalid_argument, "query timeout must be > 0 ms"};
+  if (auto here = fan_out_here(impl, sql, params, t, healthy_only)) return std::move(*here);
   return ask<std::vector<node_result_set>>(impl, guard(t), {}, query_all_atom::value, sql,
                                            std::move(params), caf::timespan{t}, healthy_only);
 }

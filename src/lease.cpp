@@ -298,159 +298,225 @@ std::string timeout_text(const lease_pool& pool, const query_job& job) {
 
 } // namespace
 
-lease_outcome run_leased(lease_pool& pool, query_job& job) {
-  lease_outcome out;
+leased_query::~leased_query() {
+  // Every driver runs its queries to their end; a lease never leaks.
+  PGCM_ASSERT(!running_, "I6: a leased query ends before its owner goes");
+}
+
+bool leased_query::start(std::int64_t wait_until) {
+  wait_until_ = wait_until;
+  auto& pool = *pool_;
   // A few connections at most: one found closed by the server, one retry.
-  for (int tries = 0; tries < 4; ++tries) {
-    auto s = pool.take(job.deadline_ns);
-    if (!s) return out;
-    auto& conn = *s->conn;
-    worker_report counts;
-    int fd = conn.socket();
-    if (fd < 0) {
-      pool.give_back(std::move(s), lease_return::broken, "connection has no socket", counts);
+  while (tries_ < 4) {
+    ++tries_;
+    s_ = pool.take(wait_until);
+    if (!s_) return false;
+    auto& conn = *s_->conn;
+    counts_ = worker_report{};
+    fd_ = conn.socket();
+    if (fd_ < 0) {
+      pool.give_back(std::move(s_), lease_return::broken, "connection has no socket", counts_);
       continue;
     }
     {
       // Readable while idle: the server ended the session (or sent a
       // notice): its worker reads it and fails or parks it again.
-      pollfd p{fd, POLLIN, 0};
+      pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 0) != 0) {
-        pool.give_back(std::move(s), lease_return::check, {}, counts);
+        pool.give_back(std::move(s_), lease_return::check, {}, counts_);
         continue;
       }
     }
     std::string err;
-    if (!conn.send(job.sql, job.params, err)) {
-      pool.give_back(std::move(s), lease_return::broken, err, counts); // nothing reached the server
+    if (!conn.send(job_->sql, job_->params, err)) {
+      pool.give_back(std::move(s_), lease_return::broken, err,
+                     counts_); // nothing reached the server
       continue;
     }
-    int flushing = conn.flush();
-    std::vector<pq_outcome> done;
-    bool broken = flushing < 0;
-    std::string broken_why = broken ? conn.last_error() : std::string{};
-    bool cancelled = false;
-    bool stopped = false;
-    while (!broken && done.empty()) {
-      auto now = steady_now_ns();
-      auto stop_at = pool.stop_deadline_ns.load();
-      if (now >= job.deadline_ns || (stop_at != 0 && now >= stop_at)) {
-        // Out of time (or the pool stops): cancel on the server and answer
-        // now; the worker reads the statement's end (threading.md I7).
-        stopped = now < job.deadline_ns;
-        cancelled = true;
-        if (!reactor::cancel_async(conn.make_cancel())) {
-          broken = true;
-          broken_why = "could not send a cancel request";
-        }
-        break;
-      }
-      std::int64_t until = job.deadline_ns;
-      if (stop_at == 0)
-        until = std::min(until, now + stop_check_ns);
-      else
-        until = std::min(until, stop_at);
-      auto wait_ms = std::max<std::int64_t>(0, (until - now + 999'999) / 1'000'000);
-      pollfd p{fd, static_cast<short>(POLLIN | (flushing == 1 ? POLLOUT : 0)), 0};
-      int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(wait_ms, 1 << 30)));
-      if (n < 0 && errno != EINTR) {
-        broken = true;
-        broken_why = "poll failed";
-        break;
-      }
-      if (n <= 0) continue;
-      if ((p.revents & POLLOUT) != 0) {
-        flushing = conn.flush();
-        if (flushing < 0) {
-          broken = true;
-          broken_why = conn.last_error();
-          break;
-        }
-      }
-      if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        if (!conn.consume(err)) {
-          broken = true;
-          broken_why = err;
-          break;
-        }
-        if (!conn.read_results(done)) {
-          broken = true;
-          broken_why = conn.last_error();
-          break;
-        }
-      }
+    flushing_ = conn.flush();
+    done_.clear();
+    broken_ = flushing_ < 0;
+    broken_why_ = broken_ ? conn.last_error() : std::string{};
+    cancelled_ = false;
+    stopped_ = false;
+    running_ = true;
+    if (broken_) settle();
+    return running_;
+  }
+  return false;
+}
+
+short leased_query::events() const {
+  return static_cast<short>(POLLIN | (flushing_ == 1 ? POLLOUT : 0));
+}
+
+std::int64_t leased_query::wake_at(std::int64_t now) const {
+  auto stop_at = pool_->stop_deadline_ns.load();
+  // Only long statements see the pool's stop deadline: looked at this often.
+  if (stop_at == 0) return std::min(job_->deadline_ns, now + stop_check_ns);
+  return std::min(job_->deadline_ns, stop_at);
+}
+
+void leased_query::on_time(std::int64_t now) {
+  if (!running_) return;
+  auto stop_at = pool_->stop_deadline_ns.load();
+  if (now < job_->deadline_ns && (stop_at == 0 || now < stop_at)) return;
+  // Out of time (or the pool stops): cancel on the server and answer now;
+  // the worker reads the statement's end (threading.md I7).
+  stopped_ = now < job_->deadline_ns;
+  cancelled_ = true;
+  if (!reactor::cancel_async(s_->conn->make_cancel())) {
+    broken_ = true;
+    broken_why_ = "could not send a cancel request";
+  }
+  settle();
+}
+
+void leased_query::fail(std::string why) {
+  broken_ = true;
+  broken_why_ = std::move(why);
+  settle();
+}
+
+void leased_query::on_poll_failed() {
+  if (running_) fail("poll failed");
+}
+
+void leased_query::on_ready(short revents) {
+  if (!running_) return;
+  auto& conn = *s_->conn;
+  if ((revents & POLLOUT) != 0) {
+    flushing_ = conn.flush();
+    if (flushing_ < 0) return fail(conn.last_error());
+  }
+  if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+    std::string err;
+    if (!conn.consume(err)) return fail(err);
+    if (!conn.read_results(done_)) return fail(conn.last_error());
+  }
+  if (!done_.empty()) settle();
+}
+
+void leased_query::settle() {
+  auto& pool = *pool_;
+  auto& job = *job_;
+  auto& conn = *s_->conn;
+  running_ = false;
+  auto now = steady_now_ns();
+  observe_duration(counts_, job.start_ns, now);
+  if (cancelled_) {
+    out_.kind = lease_outcome::answered;
+    if (stopped_) {
+      ++counts_.failed;
+      out_.error = node_error(errc::shutting_down, pool.node_id,
+                              "query cancelled: shutdown deadline passed");
+    } else {
+      // Counted as timed out by the worker when the statement ends.
+      out_.error = make_error(errc::query_timeout, timeout_text(pool, job));
     }
-    auto now = steady_now_ns();
-    observe_duration(counts, job.start_ns, now);
-    if (cancelled) {
-      out.kind = lease_outcome::answered;
-      if (stopped) {
-        ++counts.failed;
-        out.error = node_error(errc::shutting_down, pool.node_id,
-                               "query cancelled: shutdown deadline passed");
-      } else {
-        // Counted as timed out by the worker when the statement ends.
-        out.error = make_error(errc::query_timeout, timeout_text(pool, job));
-      }
-      pool.give_back(std::move(s), broken ? lease_return::broken : lease_return::cancelled,
-                     broken_why, counts);
-      return out;
-    }
-    if (broken || done.empty()) {
-      // The statement was sent: it may have run. Only a session the server
-      // said it ended is certain not to have run it.
-      bool retry = conn.server_ended_session() && job.attempt == 0;
-      auto why = broken_why.empty() ? std::string{"connection lost"} : broken_why;
-      if (retry) {
-        worker_report r;
-        r.retried = 1;
-        pool.give_back(std::move(s), lease_return::broken, why, r);
-        job.attempt = 1;
-        continue;
-      }
-      ++counts.failed;
-      pool.give_back(std::move(s), lease_return::broken, why, counts);
-      out.kind = lease_outcome::answered;
-      out.error = node_error(errc::connection_failed, pool.node_id, "connection lost", why);
-      return out;
-    }
-    auto& o = done.front();
-    bool ended = ended_session(conn, o);
-    // A write refused as read-only or a session the server ended: the node
-    // may no longer be the primary (connection_worker.cpp failover_sign).
-    if (o.sqlstate == "25006" || (o.fatal && (o.sqlstate == "57P01" || o.sqlstate == "57P02")))
-      ++counts.failover_signs;
-    bool retryable = job.attempt == 0 && job.deadline_ns > now &&
-                     (o.stale_statement || (o.fatal && o.sqlstate.rfind("57P0", 0) == 0) ||
-                      (o.sqlstate == "57014" && s->last_cancel_ns != 0 &&
-                       now - s->last_cancel_ns < duration_cast<nanoseconds>(seconds{2}).count()));
-    auto how = ended || o.fatal ? lease_return::broken : lease_return::ok;
-    if (how == lease_return::ok && !conn.idle_in_session()) how = lease_return::retire;
-    std::string why = how == lease_return::broken
-                          ? (ended ? "the server ended the session" : o.error)
-                          : std::string{};
-    if (retryable) {
+    pool.give_back(std::move(s_), broken_ ? lease_return::broken : lease_return::cancelled,
+                   broken_why_, counts_);
+    return;
+  }
+  if (broken_ || done_.empty()) {
+    // The statement was sent: it may have run. Only a session the server
+    // said it ended is certain not to have run it.
+    bool retry = conn.server_ended_session() && job.attempt == 0;
+    auto why = broken_why_.empty() ? std::string{"connection lost"} : broken_why_;
+    if (retry) {
       worker_report r;
       r.retried = 1;
-      pool.give_back(std::move(s), how, why, r);
+      pool.give_back(std::move(s_), lease_return::broken, why, r);
       job.attempt = 1;
-      continue;
+      start(wait_until_);
+      return;
     }
-    out.kind = lease_outcome::answered;
-    if (o.ok) {
-      ++counts.ok;
-      o.result.set_node_id(pool.node_id);
-      out.result = std::move(o.result);
-    } else {
-      ++counts.failed;
-      auto code = o.fatal ? errc::connection_failed : errc::query_failed;
-      auto what = o.fatal ? "connection lost: " : "query failed: ";
-      out.error = make_error(code, node_message(pool.node_id, what) + o.error, o.sqlstate);
-    }
-    pool.give_back(std::move(s), how, why, counts);
-    return out;
+    ++counts_.failed;
+    pool.give_back(std::move(s_), lease_return::broken, why, counts_);
+    out_.kind = lease_outcome::answered;
+    out_.error = node_error(errc::connection_failed, pool.node_id, "connection lost", why);
+    return;
   }
-  return out;
+  auto& o = done_.front();
+  bool ended = ended_session(conn, o);
+  // A write refused as read-only or a session the server ended: the node
+  // may no longer be the primary (connection_worker.cpp failover_sign).
+  if (o.sqlstate == "25006" || (o.fatal && (o.sqlstate == "57P01" || o.sqlstate == "57P02")))
+    ++counts_.failover_signs;
+  bool retryable = job.attempt == 0 && job.deadline_ns > now &&
+                   (o.stale_statement || (o.fatal && o.sqlstate.rfind("57P0", 0) == 0) ||
+                    (o.sqlstate == "57014" && s_->last_cancel_ns != 0 &&
+                     now - s_->last_cancel_ns < duration_cast<nanoseconds>(seconds{2}).count()));
+  auto how = ended || o.fatal ? lease_return::broken : lease_return::ok;
+  if (how == lease_return::ok && !conn.idle_in_session()) how = lease_return::retire;
+  std::string why = how == lease_return::broken ? (ended ? "the server ended the session" : o.error)
+                                                : std::string{};
+  if (retryable) {
+    worker_report r;
+    r.retried = 1;
+    pool.give_back(std::move(s_), how, why, r);
+    job.attempt = 1;
+    start(wait_until_);
+    return;
+  }
+  out_.kind = lease_outcome::answered;
+  if (o.ok) {
+    ++counts_.ok;
+    o.result.set_node_id(pool.node_id);
+    out_.result = std::move(o.result);
+  } else {
+    ++counts_.failed;
+    auto code = o.fatal ? errc::connection_failed : errc::query_failed;
+    auto what = o.fatal ? "connection lost: " : "query failed: ";
+    out_.error = make_error(code, node_message(pool.node_id, what) + o.error, o.sqlstate);
+  }
+  pool.give_back(std::move(s_), how, why, counts_);
+}
+
+void drive_leased(const std::vector<leased_query*>& qs) {
+#ifndef NDEBUG
+  // One lease per pool per caller: a caller never holds two connections of
+  // the same pool, so it never waits on a pool for what it holds itself.
+  for (std::size_t i = 0; i < qs.size(); ++i)
+    for (std::size_t j = i + 1; j < qs.size(); ++j)
+      PGCM_ASSERT(&qs[i]->pool() != &qs[j]->pool(), "I6: at most one lease per pool per caller");
+#endif
+  std::vector<pollfd> fds;
+  std::vector<leased_query*> polled;
+  fds.reserve(qs.size());
+  polled.reserve(qs.size());
+  for (;;) {
+    auto now = steady_now_ns();
+    fds.clear();
+    polled.clear();
+    std::int64_t until = 0;
+    for (auto* q : qs) {
+      q->on_time(now); // past a deadline: cancelled and answered
+      if (!q->running()) continue;
+      auto at = q->wake_at(now);
+      until = polled.empty() ? at : std::min(until, at);
+      fds.push_back(pollfd{q->fd(), q->events(), 0});
+      polled.push_back(q);
+    }
+    if (polled.empty()) return;
+    auto wait_ms = std::max<std::int64_t>(0, (until - now + 999'999) / 1'000'000);
+    int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()),
+                   static_cast<int>(std::min<std::int64_t>(wait_ms, 1 << 30)));
+    if (n < 0 && errno != EINTR) {
+      for (auto* q : polled)
+        q->on_poll_failed();
+      return;
+    }
+    if (n <= 0) continue;
+    for (std::size_t i = 0; i < polled.size(); ++i)
+      if (fds[i].revents != 0) polled[i]->on_ready(fds[i].revents);
+  }
+}
+
+lease_outcome run_leased(lease_pool& pool, query_job& job) {
+  leased_query q{pool, job};
+  if (q.start(job.deadline_ns)) drive_leased({&q});
+  return std::move(q.outcome());
 }
 
 } // namespace pgcm::detail

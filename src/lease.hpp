@@ -34,6 +34,7 @@
 
 #include "pgcm/messages/internal_protocol.hpp"
 #include "pgcm/result_set.hpp"
+#include "pq_connection.hpp"
 
 namespace pgcm {
 struct worker_counters;
@@ -170,9 +171,70 @@ struct lease_outcome {
   caf::error error;                 // answered: the error
 };
 
-/// Runs `job` on a leased connection of `pool`, on this thread. `not_run`:
-/// no idle connection (or none usable); the job certainly did not run (its
-/// `attempt` is 1 if it was already tried once): send it the actor way.
+/// One query on a leased connection, driven by its caller's thread: a small
+/// state machine so that one thread can run several at once (a fan-out,
+/// one per node) with one `poll()` over their sockets (`drive_leased`).
+/// `start` takes an idle connection, checks it, sends and flushes; then the
+/// driver polls `fd()` for `events()` until `wake_at()`, hands what it saw
+/// to `on_ready` and calls `on_time` each round (the query's deadline and
+/// the pool's stop deadline: cancel on the server). A statement that
+/// certainly did not run is tried once more on another lease (or, none
+/// idle, it ends `not_run` with `attempt` 1: the actor way). Not copyable:
+/// it holds a lease while it runs.
+class leased_query {
+public:
+  /// `job` must outlive this.
+  leased_query(lease_pool& pool, query_job& job) : pool_(&pool), job_(&job) {}
+  leased_query(const leased_query&) = delete;
+  leased_query& operator=(const leased_query&) = delete;
+  ~leased_query();
+
+  /// Takes a connection (`wait_until`: lease_pool::take, 0 no waiting) and
+  /// sends the statement. True while it runs; else `outcome()` says.
+  bool start(std::int64_t wait_until);
+  bool running() const { return running_; }
+  int fd() const { return fd_; }
+  short events() const;
+  /// When the driver must call `on_time` at the latest (steady ns).
+  std::int64_t wake_at(std::int64_t now) const;
+  /// The socket reported `revents`.
+  void on_ready(short revents);
+  /// Checks the deadlines at `now` (cancels on the server past them).
+  void on_time(std::int64_t now);
+  /// The driver's poll() failed: the statement may have run; answer so.
+  void on_poll_failed();
+  /// Meaningful once not running.
+  lease_outcome& outcome() { return out_; }
+  lease_pool& pool() const { return *pool_; }
+
+private:
+  void settle(); // the statement ended, broke or was cancelled: answer or retry
+  void fail(std::string why);
+  lease_pool* pool_;
+  query_job* job_;
+  std::int64_t wait_until_ = 0;
+  int tries_ = 0;
+  std::shared_ptr<lease_slot> s_;
+  int fd_ = -1;
+  int flushing_ = 0;
+  bool running_ = false;
+  bool broken_ = false;
+  bool cancelled_ = false;
+  bool stopped_ = false;
+  std::string broken_why_;
+  std::vector<pq_outcome> done_;
+  worker_report counts_;
+  lease_outcome out_;
+};
+
+/// Runs the running ones of `qs` (each on a lease of a different pool:
+/// threading.md I6) to their end on this thread, one poll() over all.
+void drive_leased(const std::vector<leased_query*>& qs);
+
+/// Runs `job` on a leased connection of `pool`, on this thread (a
+/// leased_query of one). `not_run`: no idle connection (or none usable);
+/// the job certainly did not run (its `attempt` is 1 if it was already
+/// tried once): send it the actor way.
 lease_outcome run_leased(lease_pool& pool, query_job& job);
 
 /// How many leases were taken in this process (tests: did a query go the

@@ -18,7 +18,9 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
+#include <caf/actor_control_block.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
@@ -31,6 +33,18 @@ struct routing_snapshot {
   routing_table table;
   /// In flight and waiting relative to pool.max, per node (what the manager balances on).
   std::unordered_map<std::string, double> load;
+
+  /// What the manager's query_all / query_healthy address, as it would:
+  /// every node in the order added, whether the manager counts it healthy
+  /// (its last health status, not the routing table's facts) and its
+  /// current supervisor. The facade fans out from this on the caller's
+  /// thread (connection_manager.cpp fan_out).
+  struct fan_node {
+    std::string id;
+    bool healthy = false;
+    caf::strong_actor_ptr supervisor;
+  };
+  std::vector<fan_node> nodes;
 
   double load_of(const std::string& id) const {
     auto it = load.find(id);
