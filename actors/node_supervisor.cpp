@@ -343,13 +343,19 @@ void add_counts(pool_stats& stats, const worker_report& r) {
 #undef PGCM_X
 }
 
-/// The counts of queries run on leased connections since the last look.
-/// Returns the signs of a failover among them.
-std::int32_t add_leased_counts(supervisor_data& st) {
-  if (!st.leases) return 0;
-  auto r = st.leases->take_counts();
-  add_counts(st.pool->stats(), r);
-  return r.failover_signs;
+/// Adds the counts of queries run on leased connections since the last look
+/// (and `more` signs of a failover seen elsewhere). A write refused as
+/// read-only or a session the server ended among them: if this node is the
+/// primary, the manager probes every node now (issue 10).
+void add_leased_counts(self_ptr self, std::int32_t more = 0) {
+  auto& st = self->state;
+  auto signs = more;
+  if (st.leases) {
+    auto r = st.leases->take_counts();
+    add_counts(st.pool->stats(), r);
+    signs += r.failover_signs;
+  }
+  if (signs > 0) self->send(st.manager, failover_atom::value, st.node_id);
 }
 
 /// Whether every connection the pool may have is open and ready: callers
@@ -367,10 +373,7 @@ void on_report(self_ptr self, const worker_report& r) {
   auto& st = self->state;
   auto& pool = *st.pool;
   add_counts(pool.stats(), r);
-  auto leased_signs = add_leased_counts(st);
-  // A write refused as read-only or a session the server ended: if this node
-  // is the primary, the manager probes every node now (issue 10).
-  if (r.failover_signs + leased_signs > 0) self->send(st.manager, failover_atom::value, st.node_id);
+  add_leased_counts(self, r.failover_signs);
   if (!pool.knows(r.worker_id)) return;
   auto now = st.clock();
   switch (r.state) {
@@ -686,7 +689,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
       },
       [=](caf::get_atom) -> node_info {
         auto& st = self->state;
-        if (add_leased_counts(st) > 0) self->send(st.manager, failover_atom::value, st.node_id);
+        add_leased_counts(self);
         return node_info{st.node_id, redacted(st.cfg), st.health.status(), current_stats(st)};
       },
       [=](report_atom, const worker_report& r) { on_report(self, r); },
@@ -694,7 +697,7 @@ node_supervisor_actor::behavior_type node_supervisor(self_ptr self, manager_acto
         // Queries ran on leased connections: count them; a connection came
         // back while requests wait here.
         auto& st = self->state;
-        if (add_leased_counts(st) > 0) self->send(st.manager, failover_atom::value, st.node_id);
+        add_leased_counts(self);
         if (!st.pool->stopping()) st.pool->on_capacity(st.clock());
         stats_changed(self);
       },

@@ -151,6 +151,24 @@ struct worker_report {
   /// report: statements answered 25006 (read-only transaction) and sessions
   /// the server ended (57P01/57P02). Reported at once.
   std::int32_t failover_signs = 0;
+
+  /// Whether it counts any answer, retry or sign.
+  bool has_counts() const {
+    return ok + failed + timed_out + retried + answers_timed + failover_signs > 0;
+  }
+  /// Adds `r`'s counts (not its worker, state or error).
+  void add_counts(const worker_report& r) {
+    ok += r.ok;
+    failed += r.failed;
+    timed_out += r.timed_out;
+    retried += r.retried;
+    answers_timed += r.answers_timed;
+    answers_duration_us += r.answers_duration_us;
+#define PGCM_X(name, bound_us) name += r.name;
+    PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
+#undef PGCM_X
+    failover_signs += r.failover_signs;
+  }
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_report& x) {

@@ -141,19 +141,8 @@ void lease_pool::give_back(std::shared_ptr<lease_slot> s, lease_return how, cons
   {
     std::lock_guard<std::mutex> guard{mtx_};
     s->holder.store(std::thread::id{});
-    if (counts.answers_timed + counts.retried + counts.failed + counts.ok + counts.timed_out +
-            counts.failover_signs >
-        0) {
-      counts_.failover_signs += counts.failover_signs;
-      counts_.ok += counts.ok;
-      counts_.failed += counts.failed;
-      counts_.timed_out += counts.timed_out;
-      counts_.retried += counts.retried;
-      counts_.answers_timed += counts.answers_timed;
-      counts_.answers_duration_us += counts.answers_duration_us;
-#define PGCM_X(name, bound_us) counts_.name += counts.name;
-      PGCM_QUERY_DURATION_BUCKETS(PGCM_X)
-#undef PGCM_X
+    if (counts.has_counts()) {
+      counts_.add_counts(counts);
       has_counts_ = true;
     }
     if (s->orphaned) {
