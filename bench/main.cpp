@@ -317,6 +317,9 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
           v.push_back(
               make_raw_poll(c, three, slots_sql, std::min(n, 10), n, 1,
                             "raw-poll-fanout-" + std::to_string(std::min(n, 10)) + "/node"));
+        // The floor of a blocking fan-out: n callers sharing 10 connections per node.
+        if (n > 1 && api == pgcm_api::facade)
+          v.push_back(make_raw_callers_fanout(c, three, slots_sql, n, std::min(n, 10)));
         if (diag && api == pgcm_api::facade)
           v.push_back(make_pgcm_all(rt, c, three, slots_sql, n, pgcm_api::scoped, pool));
         return v;
@@ -405,6 +408,7 @@ std::vector<workload> make_workloads(const cluster_info& c, pgcm_runtime& rt, co
         if (all) {
           v.push_back(make_pgcm_default(rt, c, three, slots_sql, 16, true));
           v.push_back(make_raw_poll(c, three, slots_sql, 10, 16, 1, "raw-poll-fanout-10/node"));
+          v.push_back(make_raw_callers_fanout(c, three, slots_sql, 16, 10));
         } else {
           v.push_back(make_pgcm_default(rt, c, {primary}, select1_sql, 16, false));
           v.push_back(make_raw_threads(c, primary, select1_sql, 16, false, "raw-threads-16"));

@@ -707,6 +707,166 @@ private:
   int efd_ = -1;
 };
 
+// The fan-out floor of a blocking API: `callers` threads each take one idle
+// connection of every server (a mutex-guarded stack per server, taken in
+// server order, so no two callers wait on each other in a cycle), send the
+// statement on all of them, poll() until every one answered, and put them
+// back.
+class raw_callers_fanout final : public contender {
+public:
+  raw_callers_fanout(cluster_info c, std::vector<server> servers, std::string sql, int callers,
+                     int conns_per_server)
+      : c_(std::move(c)), servers_(std::move(servers)), sql_(std::move(sql)), callers_(callers),
+        per_server_(conns_per_server) {}
+
+  ~raw_callers_fanout() override { teardown(); }
+
+  std::string name() const override { return "raw-callers-fanout"; }
+
+  std::string describe() const override {
+    return std::to_string(callers_) + " blocking caller threads, each taking 1 of " +
+           std::to_string(per_server_) + " connections per server (mutex-guarded stacks) on " +
+           std::to_string(servers_.size()) +
+           " servers, sending on all, poll() until all answered, prepared";
+  }
+
+  void setup() override {
+    stacks_.resize(servers_.size());
+    for (std::size_t n = 0; n < servers_.size(); ++n)
+      for (int i = 0; i < per_server_; ++i) {
+        PGconn* c = connect_blocking(c_, servers_[n], sql_, true);
+        if (PQsetnonblocking(c, 1) != 0) {
+          auto msg = trimmed_error(c);
+          PQfinish(c);
+          throw std::runtime_error("raw: cannot switch connection mode: " + msg);
+        }
+        stacks_[n].idle.push_back(c);
+        all_.push_back(c);
+      }
+  }
+
+  void teardown() override {
+    for (auto* c : all_)
+      PQfinish(c);
+    all_.clear();
+    stacks_.clear();
+  }
+
+  window_result run(nanoseconds d) override {
+    struct local {
+      std::vector<std::uint32_t> lat;
+      std::uint64_t ops = 0, errors = 0;
+      std::string first_error;
+    };
+    std::vector<local> locals(static_cast<std::size_t>(callers_));
+    window_gate gate;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < callers_; ++t)
+      threads.emplace_back([&, t] {
+        auto& me = locals[static_cast<std::size_t>(t)];
+        me.lat.reserve(1 << 14);
+        std::vector<PGconn*> held(stacks_.size());
+        std::vector<pollfd> fds(stacks_.size());
+        std::vector<bool> done(stacks_.size());
+        ++gate.ready;
+        while (!gate.go.load())
+          std::this_thread::yield();
+        while (!gate.stop.load(std::memory_order_relaxed)) {
+          auto t0 = now_ns();
+          for (std::size_t n = 0; n < stacks_.size(); ++n) {
+            auto& st = stacks_[n];
+            std::unique_lock<std::mutex> lk{st.mtx};
+            st.cv.wait(lk, [&] { return !st.idle.empty(); });
+            held[n] = st.idle.back();
+            st.idle.pop_back();
+          }
+          bool ok = true;
+          std::size_t left = held.size();
+          for (std::size_t n = 0; n < held.size(); ++n) {
+            done[n] = false;
+            if (PQsendQueryPrepared(held[n], stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1 ||
+                PQflush(held[n]) < 0)
+              throw std::runtime_error("raw callers fan-out: send failed: " +
+                                       trimmed_error(held[n]));
+          }
+          while (left > 0) {
+            for (std::size_t n = 0; n < held.size(); ++n)
+              fds[n] = pollfd{done[n] ? -1 : PQsocket(held[n]), POLLIN, 0};
+            if (::poll(fds.data(), static_cast<nfds_t>(fds.size()), 1000) < 0 && errno != EINTR)
+              throw std::runtime_error(std::string{"poll failed: "} + std::strerror(errno));
+            for (std::size_t n = 0; n < held.size(); ++n) {
+              if (done[n] || fds[n].revents == 0) continue;
+              if (PQconsumeInput(held[n]) == 0)
+                throw std::runtime_error("raw callers fan-out: connection lost: " +
+                                         trimmed_error(held[n]));
+              while (!done[n] && PQisBusy(held[n]) == 0) {
+                PGresult* r = PQgetResult(held[n]);
+                if (r == nullptr) {
+                  done[n] = true;
+                  --left;
+                  break;
+                }
+                if (!result_ok(PQresultStatus(r))) {
+                  ok = false;
+                  if (me.first_error.empty()) me.first_error = PQresultErrorMessage(r);
+                }
+                PQclear(r);
+              }
+            }
+          }
+          for (std::size_t n = 0; n < held.size(); ++n) {
+            auto& st = stacks_[n];
+            {
+              std::lock_guard<std::mutex> lk{st.mtx};
+              st.idle.push_back(held[n]);
+            }
+            st.cv.notify_one();
+          }
+          auto t1 = now_ns();
+          if (gate.stop.load(std::memory_order_relaxed)) break;
+          if (ok) {
+            ++me.ops;
+            me.lat.push_back(clamp_ns(t1 - t0));
+          } else {
+            ++me.errors;
+          }
+        }
+      });
+    while (gate.ready.load() < callers_)
+      std::this_thread::yield();
+    auto t0 = now_ns();
+    gate.go = true;
+    std::this_thread::sleep_for(d);
+    gate.stop = true;
+    auto t1 = now_ns();
+    for (auto& t : threads)
+      t.join();
+    window_result out;
+    out.seconds = static_cast<double>(t1 - t0) / 1e9;
+    for (auto& l : locals) {
+      out.ops += l.ops;
+      out.errors += l.errors;
+      if (out.first_error.empty()) out.first_error = l.first_error;
+      out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
+    }
+    return out;
+  }
+
+private:
+  struct stack {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::vector<PGconn*> idle;
+  };
+  cluster_info c_;
+  std::vector<server> servers_;
+  std::string sql_;
+  int callers_;
+  int per_server_;
+  std::deque<stack> stacks_;
+  std::vector<PGconn*> all_;
+};
+
 // -- parallel connect ----------------------------------------------------------
 
 struct pending_connect {
@@ -852,6 +1012,12 @@ contender_ptr make_raw_poll(const cluster_info& c, std::vector<server> servers, 
 contender_ptr make_raw_callers(const cluster_info& c, const server& srv, std::string sql,
                                int callers, int conns, int pipeline_depth) {
   return std::make_unique<raw_callers>(c, srv, std::move(sql), callers, conns, pipeline_depth);
+}
+
+contender_ptr make_raw_callers_fanout(const cluster_info& c, std::vector<server> servers,
+                                      std::string sql, int callers, int conns_per_server) {
+  return std::make_unique<raw_callers_fanout>(c, std::move(servers), std::move(sql), callers,
+                                              conns_per_server);
 }
 
 contender_ptr make_raw_startup(const cluster_info& c, std::vector<server> servers, int per_server) {

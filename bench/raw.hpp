@@ -46,6 +46,13 @@ contender_ptr make_raw_poll(const cluster_info& c, std::vector<server> servers, 
 contender_ptr make_raw_callers(const cluster_info& c, const server& srv, std::string sql,
                                int callers, int conns, int pipeline_depth);
 
+/// `callers` blocking caller threads fanning out over `servers`: each takes
+/// one of `conns_per_server` idle connections of every server, sends the
+/// prepared statement on all, poll()s until all answered and puts them back
+/// (the floor of a blocking fan-out API in plain libpq).
+contender_ptr make_raw_callers_fanout(const cluster_info& c, std::vector<server> servers,
+                                      std::string sql, int callers, int conns_per_server);
+
 /// Opens `per_server` connections to each server at once (PQconnectStartParams
 /// + poll() on one thread) and measures until all are open. Each run() is one
 /// startup (d is ignored); op latency = time to all open.
