@@ -38,6 +38,25 @@ const node_facts* routing_table::facts(const std::string& id) const {
   return e ? &e->facts : nullptr;
 }
 
+bool routing_table::same_routing(const routing_table& other) const {
+  if (primary_ != other.primary_ || split_brain_ != other.split_brain_ ||
+      nodes_.size() != other.nodes_.size())
+    return false;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const auto& a = nodes_[i];
+    const auto& b = other.nodes_[i];
+    if (a.id != b.id || a.facts.healthy != b.facts.healthy || a.facts.role != b.facts.role ||
+        a.facts.timeline != b.facts.timeline ||
+        a.facts.system_identifier != b.facts.system_identifier ||
+        a.facts.wal_lsn != b.facts.wal_lsn || a.facts.receive_lsn != b.facts.receive_lsn ||
+        a.facts.last_replay != b.facts.last_replay || a.view.lag_bytes != b.view.lag_bytes ||
+        a.view.lag != b.view.lag || a.view.conflict != b.view.conflict ||
+        a.behind_since.has_value() != b.behind_since.has_value())
+      return false;
+  }
+  return true;
+}
+
 std::vector<std::string> routing_table::update(const std::string& id, const node_facts& facts) {
   std::vector<std::optional<std::string>> conflicts_before;
   for (auto& e : nodes_)

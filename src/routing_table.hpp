@@ -75,6 +75,11 @@ public:
   /// the nodes were added (each worth a node_role event).
   std::vector<std::string> update(const std::string& id, const node_facts& facts);
 
+  /// Whether routing by `other` picks and explains exactly as by this: the
+  /// same nodes in the same order, the same primary, facts and derived
+  /// views (only when the facts were sampled may differ).
+  bool same_routing(const routing_table& other) const;
+
   /// Forgets a node; returns the ids whose conflict changed because of it.
   std::vector<std::string> remove(const std::string& id);
 

@@ -106,6 +106,31 @@ BOOST_AUTO_TEST_CASE(time_lag_is_zero_when_caught_up_on_an_idle_primary) {
   BOOST_CHECK_EQUAL(t.view("s1")->lag->count(), 0);
 }
 
+// The manager republishes its snapshot only when routing would change:
+// a probe that changed nothing but its time leaves it as it was; a new
+// position, a lag that grows with time, or a role does not.
+BOOST_AUTO_TEST_CASE(same_routing_ignores_only_when_the_facts_were_sampled) {
+  auto before = three_nodes();
+  auto t = before;
+  t.update("s1", standby_at(1000, t0 + seconds{5}));
+  t.update("p", primary_at(1000, 1, t0 + seconds{5}));
+  BOOST_CHECK(t.same_routing(before));
+  t.update("p", primary_at(1200, 1, t0 + seconds{6}));
+  BOOST_CHECK(!t.same_routing(before)); // s1 and s2 are 200 bytes behind now
+  auto behind = t;
+  t.update("s1", standby_at(1000, t0 + seconds{9}));
+  BOOST_CHECK(!t.same_routing(behind)); // the same position, but 3 s of lag
+  auto demoted = three_nodes();
+  auto f = primary_at(1000);
+  f.healthy = false;
+  demoted.update("p", f);
+  BOOST_CHECK(!demoted.same_routing(before));
+  routing_table two;
+  two.update("p", primary_at(1000));
+  two.update("s1", standby_at(1000));
+  BOOST_CHECK(!two.same_routing(before));
+}
+
 BOOST_AUTO_TEST_CASE(time_lag_counts_from_when_the_standby_fell_behind) {
   routing_table t;
   t.update("p", primary_at(5000));
