@@ -425,6 +425,58 @@ private:
   window_result* out_ = nullptr;
 };
 
+// Runs `callers` threads for one window of about `d`, each looping on
+// `call(thread index, its first error)` (true: the op succeeded) and
+// recording its latency.
+template <class Call> window_result run_callers(int callers, nanoseconds d, Call call) {
+  struct local {
+    std::vector<std::uint32_t> lat;
+    std::uint64_t ops = 0, errors = 0;
+    std::string first_error;
+  };
+  std::vector<local> locals(static_cast<std::size_t>(callers));
+  window_gate gate;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < callers; ++i)
+    threads.emplace_back([&, i] {
+      auto& me = locals[static_cast<std::size_t>(i)];
+      me.lat.reserve(1 << 15);
+      ++gate.ready;
+      while (!gate.go.load())
+        std::this_thread::yield();
+      while (!gate.stop.load(std::memory_order_relaxed)) {
+        auto t0 = now_ns();
+        bool ok = call(i, me.first_error);
+        auto t1 = now_ns();
+        if (gate.stop.load(std::memory_order_relaxed)) break;
+        if (ok) {
+          ++me.ops;
+          me.lat.push_back(clamp_ns(t1 - t0));
+        } else {
+          ++me.errors;
+        }
+      }
+    });
+  while (gate.ready.load() < callers)
+    std::this_thread::yield();
+  auto t0 = now_ns();
+  gate.go = true;
+  std::this_thread::sleep_for(d);
+  gate.stop = true;
+  auto t1 = now_ns();
+  for (auto& t : threads)
+    t.join();
+  window_result out;
+  out.seconds = static_cast<double>(t1 - t0) / 1e9;
+  for (auto& l : locals) {
+    out.ops += l.ops;
+    out.errors += l.errors;
+    if (out.first_error.empty()) out.first_error = l.first_error;
+    out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
+  }
+  return out;
+}
+
 // -- blocking callers sharing connections --------------------------------------
 //
 // The floor of what a blocking-call pool can cost in plain libpq: `callers`
@@ -478,61 +530,11 @@ public:
   }
 
 private:
-  struct local {
-    std::vector<std::uint32_t> lat;
-    std::uint64_t ops = 0, errors = 0;
-    std::string first_error;
-  };
-
-  template <class Call> window_result run_callers(nanoseconds d, Call call) {
-    std::vector<local> locals(static_cast<std::size_t>(callers_));
-    window_gate gate;
-    std::vector<std::thread> threads;
-    for (int i = 0; i < callers_; ++i)
-      threads.emplace_back([&, i] {
-        auto& me = locals[static_cast<std::size_t>(i)];
-        me.lat.reserve(1 << 15);
-        ++gate.ready;
-        while (!gate.go.load())
-          std::this_thread::yield();
-        while (!gate.stop.load(std::memory_order_relaxed)) {
-          auto t0 = now_ns();
-          bool ok = call(i, me.first_error);
-          auto t1 = now_ns();
-          if (gate.stop.load(std::memory_order_relaxed)) break;
-          if (ok) {
-            ++me.ops;
-            me.lat.push_back(clamp_ns(t1 - t0));
-          } else {
-            ++me.errors;
-          }
-        }
-      });
-    while (gate.ready.load() < callers_)
-      std::this_thread::yield();
-    auto t0 = now_ns();
-    gate.go = true;
-    std::this_thread::sleep_for(d);
-    gate.stop = true;
-    auto t1 = now_ns();
-    for (auto& t : threads)
-      t.join();
-    window_result out;
-    out.seconds = static_cast<double>(t1 - t0) / 1e9;
-    for (auto& l : locals) {
-      out.ops += l.ops;
-      out.errors += l.errors;
-      if (out.first_error.empty()) out.first_error = l.first_error;
-      out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
-    }
-    return out;
-  }
-
   window_result run_pooled(nanoseconds d) {
     std::mutex mtx;
     std::condition_variable cv;
     std::vector<PGconn*> idle = conns_;
-    return run_callers(d, [&](int, std::string& first_error) {
+    return run_callers(callers_, d, [&](int, std::string& first_error) {
       PGconn* conn = nullptr;
       {
         std::unique_lock<std::mutex> lk{mtx};
@@ -567,7 +569,7 @@ private:
     if (efd_ < 0) throw std::runtime_error("raw: eventfd failed");
     std::vector<request> reqs(static_cast<std::size_t>(callers_));
     std::thread io{[this] { io_loop(); }};
-    auto out = run_callers(d, [&](int i, std::string&) {
+    auto out = run_callers(callers_, d, [&](int i, std::string&) {
       auto& r = reqs[static_cast<std::size_t>(i)];
       r.done = false;
       {
@@ -753,103 +755,69 @@ public:
   }
 
   window_result run(nanoseconds d) override {
-    struct local {
-      std::vector<std::uint32_t> lat;
-      std::uint64_t ops = 0, errors = 0;
-      std::string first_error;
+    struct held_set {
+      std::vector<PGconn*> held;
+      std::vector<pollfd> fds;
+      std::vector<bool> done;
     };
-    std::vector<local> locals(static_cast<std::size_t>(callers_));
-    window_gate gate;
-    std::vector<std::thread> threads;
-    for (int t = 0; t < callers_; ++t)
-      threads.emplace_back([&, t] {
-        auto& me = locals[static_cast<std::size_t>(t)];
-        me.lat.reserve(1 << 14);
-        std::vector<PGconn*> held(stacks_.size());
-        std::vector<pollfd> fds(stacks_.size());
-        std::vector<bool> done(stacks_.size());
-        ++gate.ready;
-        while (!gate.go.load())
-          std::this_thread::yield();
-        while (!gate.stop.load(std::memory_order_relaxed)) {
-          auto t0 = now_ns();
-          for (std::size_t n = 0; n < stacks_.size(); ++n) {
-            auto& st = stacks_[n];
-            std::unique_lock<std::mutex> lk{st.mtx};
-            st.cv.wait(lk, [&] { return !st.idle.empty(); });
-            held[n] = st.idle.back();
-            st.idle.pop_back();
-          }
-          bool ok = true;
-          std::size_t left = held.size();
-          for (std::size_t n = 0; n < held.size(); ++n) {
-            done[n] = false;
-            if (PQsendQueryPrepared(held[n], stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1 ||
-                PQflush(held[n]) < 0)
-              throw std::runtime_error("raw callers fan-out: send failed: " +
-                                       trimmed_error(held[n]));
-          }
-          while (left > 0) {
-            for (std::size_t n = 0; n < held.size(); ++n)
-              fds[n] = pollfd{done[n] ? -1 : PQsocket(held[n]), POLLIN, 0};
-            if (::poll(fds.data(), static_cast<nfds_t>(fds.size()), 1000) < 0 && errno != EINTR)
-              throw std::runtime_error(std::string{"poll failed: "} + std::strerror(errno));
-            for (std::size_t n = 0; n < held.size(); ++n) {
-              if (done[n] || fds[n].revents == 0) continue;
-              if (PQconsumeInput(held[n]) == 0)
-                throw std::runtime_error("raw callers fan-out: connection lost: " +
-                                         trimmed_error(held[n]));
-              while (!done[n] && PQisBusy(held[n]) == 0) {
-                PGresult* r = PQgetResult(held[n]);
-                if (r == nullptr) {
-                  done[n] = true;
-                  --left;
-                  break;
-                }
-                if (!result_ok(PQresultStatus(r))) {
-                  ok = false;
-                  if (me.first_error.empty()) me.first_error = PQresultErrorMessage(r);
-                }
-                PQclear(r);
-              }
+    std::vector<held_set> sets(static_cast<std::size_t>(callers_));
+    for (auto& x : sets) {
+      x.held.resize(stacks_.size());
+      x.fds.resize(stacks_.size());
+      x.done.resize(stacks_.size());
+    }
+    return run_callers(callers_, d, [&](int t, std::string& first_error) {
+      auto& [held, fds, done] = sets[static_cast<std::size_t>(t)];
+      for (std::size_t n = 0; n < stacks_.size(); ++n) {
+        auto& st = stacks_[n];
+        std::unique_lock<std::mutex> lk{st.mtx};
+        st.cv.wait(lk, [&] { return !st.idle.empty(); });
+        held[n] = st.idle.back();
+        st.idle.pop_back();
+      }
+      bool ok = true;
+      std::size_t left = held.size();
+      for (std::size_t n = 0; n < held.size(); ++n) {
+        done[n] = false;
+        if (PQsendQueryPrepared(held[n], stmt_name, 0, nullptr, nullptr, nullptr, 0) != 1 ||
+            PQflush(held[n]) < 0)
+          throw std::runtime_error("raw callers fan-out: send failed: " + trimmed_error(held[n]));
+      }
+      while (left > 0) {
+        for (std::size_t n = 0; n < held.size(); ++n)
+          fds[n] = pollfd{done[n] ? -1 : PQsocket(held[n]), POLLIN, 0};
+        if (::poll(fds.data(), static_cast<nfds_t>(fds.size()), 1000) < 0 && errno != EINTR)
+          throw std::runtime_error(std::string{"poll failed: "} + std::strerror(errno));
+        for (std::size_t n = 0; n < held.size(); ++n) {
+          if (done[n] || fds[n].revents == 0) continue;
+          if (PQconsumeInput(held[n]) == 0)
+            throw std::runtime_error("raw callers fan-out: connection lost: " +
+                                     trimmed_error(held[n]));
+          while (!done[n] && PQisBusy(held[n]) == 0) {
+            PGresult* r = PQgetResult(held[n]);
+            if (r == nullptr) {
+              done[n] = true;
+              --left;
+              break;
             }
-          }
-          for (std::size_t n = 0; n < held.size(); ++n) {
-            auto& st = stacks_[n];
-            {
-              std::lock_guard<std::mutex> lk{st.mtx};
-              st.idle.push_back(held[n]);
+            if (!result_ok(PQresultStatus(r))) {
+              ok = false;
+              if (first_error.empty()) first_error = PQresultErrorMessage(r);
             }
-            st.cv.notify_one();
-          }
-          auto t1 = now_ns();
-          if (gate.stop.load(std::memory_order_relaxed)) break;
-          if (ok) {
-            ++me.ops;
-            me.lat.push_back(clamp_ns(t1 - t0));
-          } else {
-            ++me.errors;
+            PQclear(r);
           }
         }
-      });
-    while (gate.ready.load() < callers_)
-      std::this_thread::yield();
-    auto t0 = now_ns();
-    gate.go = true;
-    std::this_thread::sleep_for(d);
-    gate.stop = true;
-    auto t1 = now_ns();
-    for (auto& t : threads)
-      t.join();
-    window_result out;
-    out.seconds = static_cast<double>(t1 - t0) / 1e9;
-    for (auto& l : locals) {
-      out.ops += l.ops;
-      out.errors += l.errors;
-      if (out.first_error.empty()) out.first_error = l.first_error;
-      out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
-    }
-    return out;
+      }
+      for (std::size_t n = 0; n < held.size(); ++n) {
+        auto& st = stacks_[n];
+        {
+          std::lock_guard<std::mutex> lk{st.mtx};
+          st.idle.push_back(held[n]);
+        }
+        st.cv.notify_one();
+      }
+      return ok;
+    });
   }
 
 private:
