@@ -70,6 +70,58 @@ bool result_ok(ExecStatusType st) {
   return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
 }
 
+// Runs `callers` threads for one window of about `d`, each looping on
+// `call(thread index, its first error)` (true: the op succeeded) and
+// recording its latency.
+template <class Call> window_result run_callers(int callers, nanoseconds d, Call call) {
+  struct local {
+    std::vector<std::uint32_t> lat;
+    std::uint64_t ops = 0, errors = 0;
+    std::string first_error;
+  };
+  std::vector<local> locals(static_cast<std::size_t>(callers));
+  window_gate gate;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < callers; ++i)
+    threads.emplace_back([&, i] {
+      auto& me = locals[static_cast<std::size_t>(i)];
+      me.lat.reserve(1 << 15);
+      ++gate.ready;
+      while (!gate.go.load())
+        std::this_thread::yield();
+      while (!gate.stop.load(std::memory_order_relaxed)) {
+        auto t0 = now_ns();
+        bool ok = call(i, me.first_error);
+        auto t1 = now_ns();
+        if (gate.stop.load(std::memory_order_relaxed)) break;
+        if (ok) {
+          ++me.ops;
+          me.lat.push_back(clamp_ns(t1 - t0));
+        } else {
+          ++me.errors;
+        }
+      }
+    });
+  while (gate.ready.load() < callers)
+    std::this_thread::yield();
+  auto t0 = now_ns();
+  gate.go = true;
+  std::this_thread::sleep_for(d);
+  gate.stop = true;
+  auto t1 = now_ns();
+  for (auto& t : threads)
+    t.join();
+  window_result out;
+  out.seconds = static_cast<double>(t1 - t0) / 1e9;
+  for (auto& l : locals) {
+    out.ops += l.ops;
+    out.errors += l.errors;
+    if (out.first_error.empty()) out.first_error = l.first_error;
+    out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
+  }
+  return out;
+}
+
 // -- threads, one blocking connection each -----------------------------------
 
 class raw_threads final : public contender {
@@ -107,83 +159,34 @@ public:
   }
 
   window_result run(nanoseconds d) override {
-    struct local {
-      std::vector<std::uint32_t> lat;
-      std::uint64_t ops = 0, errors = 0;
-      std::string first_error;
-    };
-    std::vector<local> locals(static_cast<std::size_t>(n_));
-    std::mutex mtx;
-    std::condition_variable cv;
-    bool go = false;
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> threads;
-    for (int i = 0; i < n_; ++i) {
-      threads.emplace_back([&, i] {
-        auto& me = locals[static_cast<std::size_t>(i)];
-        me.lat.reserve(1 << 16);
-        PGconn* conn = conns_[static_cast<std::size_t>(i)];
-        {
-          std::unique_lock<std::mutex> lk{mtx};
-          cv.wait(lk, [&] { return go; });
-        }
-        std::string row = std::to_string(i % 64 + 1);
-        const char* row_param[] = {row.c_str()};
-        auto exec = [&](const char* sql) {
-          PGresult* r = PQexec(conn, sql);
-          bool ok = result_ok(PQresultStatus(r));
-          PQclear(r);
-          return ok;
-        };
-        while (!stop.load(std::memory_order_relaxed)) {
-          auto t0 = now_ns();
-          bool ok = true;
-          if (tx_) {
-            ok = exec("BEGIN");
-            PGresult* r = PQexecPrepared(conn, stmt_name, 1, row_param, nullptr, nullptr, 0);
-            ok = ok && result_ok(PQresultStatus(r));
-            PQclear(r);
-            ok = exec(ok ? "COMMIT" : "ROLLBACK") && ok;
-          } else {
-            PGresult* r = prepared_
-                              ? PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0)
-                              : PQexec(conn, sql_.c_str());
-            ok = result_ok(PQresultStatus(r));
-            PQclear(r);
-          }
-          if (!ok && me.first_error.empty()) me.first_error = trimmed_error(conn);
-          auto t1 = now_ns();
-          if (stop.load(std::memory_order_relaxed)) break;
-          if (ok) {
-            ++me.ops;
-            me.lat.push_back(clamp_ns(t1 - t0));
-          } else {
-            ++me.errors;
-          }
-        }
-      });
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds{5}); // let them reach the gate
-    auto t0 = now_ns();
-    {
-      std::lock_guard<std::mutex> lk{mtx};
-      go = true;
-    }
-    cv.notify_all();
-    std::this_thread::sleep_for(d);
-    stop = true;
-    auto t1 = now_ns();
-    for (auto& t : threads)
-      t.join();
-    window_result out;
-    out.seconds = static_cast<double>(t1 - t0) / 1e9;
-    for (auto& l : locals) {
-      out.ops += l.ops;
-      out.errors += l.errors;
-      if (out.first_error.empty()) out.first_error = l.first_error;
-      out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
-    }
-    return out;
+    std::vector<std::string> rows;
+    for (int i = 0; i < n_; ++i)
+      rows.push_back(std::to_string(i % 64 + 1));
+    return run_callers(n_, d, [&](int i, std::string& first_error) {
+      PGconn* conn = conns_[static_cast<std::size_t>(i)];
+      auto exec = [&](const char* sql) {
+        PGresult* r = PQexec(conn, sql);
+        bool ok = result_ok(PQresultStatus(r));
+        PQclear(r);
+        return ok;
+      };
+      bool ok = true;
+      if (tx_) {
+        const char* row_param[] = {rows[static_cast<std::size_t>(i)].c_str()};
+        ok = exec("BEGIN");
+        PGresult* r = PQexecPrepared(conn, stmt_name, 1, row_param, nullptr, nullptr, 0);
+        ok = ok && result_ok(PQresultStatus(r));
+        PQclear(r);
+        ok = exec(ok ? "COMMIT" : "ROLLBACK") && ok;
+      } else {
+        PGresult* r = prepared_ ? PQexecPrepared(conn, stmt_name, 0, nullptr, nullptr, nullptr, 0)
+                                : PQexec(conn, sql_.c_str());
+        ok = result_ok(PQresultStatus(r));
+        PQclear(r);
+      }
+      if (!ok && first_error.empty()) first_error = trimmed_error(conn);
+      return ok;
+    });
   }
 
 private:
@@ -424,58 +427,6 @@ private:
   int outstanding_ = 0;
   window_result* out_ = nullptr;
 };
-
-// Runs `callers` threads for one window of about `d`, each looping on
-// `call(thread index, its first error)` (true: the op succeeded) and
-// recording its latency.
-template <class Call> window_result run_callers(int callers, nanoseconds d, Call call) {
-  struct local {
-    std::vector<std::uint32_t> lat;
-    std::uint64_t ops = 0, errors = 0;
-    std::string first_error;
-  };
-  std::vector<local> locals(static_cast<std::size_t>(callers));
-  window_gate gate;
-  std::vector<std::thread> threads;
-  for (int i = 0; i < callers; ++i)
-    threads.emplace_back([&, i] {
-      auto& me = locals[static_cast<std::size_t>(i)];
-      me.lat.reserve(1 << 15);
-      ++gate.ready;
-      while (!gate.go.load())
-        std::this_thread::yield();
-      while (!gate.stop.load(std::memory_order_relaxed)) {
-        auto t0 = now_ns();
-        bool ok = call(i, me.first_error);
-        auto t1 = now_ns();
-        if (gate.stop.load(std::memory_order_relaxed)) break;
-        if (ok) {
-          ++me.ops;
-          me.lat.push_back(clamp_ns(t1 - t0));
-        } else {
-          ++me.errors;
-        }
-      }
-    });
-  while (gate.ready.load() < callers)
-    std::this_thread::yield();
-  auto t0 = now_ns();
-  gate.go = true;
-  std::this_thread::sleep_for(d);
-  gate.stop = true;
-  auto t1 = now_ns();
-  for (auto& t : threads)
-    t.join();
-  window_result out;
-  out.seconds = static_cast<double>(t1 - t0) / 1e9;
-  for (auto& l : locals) {
-    out.ops += l.ops;
-    out.errors += l.errors;
-    if (out.first_error.empty()) out.first_error = l.first_error;
-    out.lat_ns.insert(out.lat_ns.end(), l.lat.begin(), l.lat.end());
-  }
-  return out;
-}
 
 // -- blocking callers sharing connections --------------------------------------
 //

@@ -31,6 +31,12 @@ std::vector<std::pair<std::string, node_config>> all_nodes();
 /// Options with short intervals so that health transitions happen quickly.
 manager_options fast_options();
 
+/// Whether facade queries may run on leases here (PGCM_INLINE=0 turns
+/// inline execution, and with it leasing, off).
+inline bool leasing_on() {
+  return fast_options().effective_inline_execution();
+}
+
 /// A manager of node0 alone with `pool`, initialized.
 std::unique_ptr<connection_manager> node0_manager(pool_config pool = pool_config{},
                                                   manager_options opts = fast_options());

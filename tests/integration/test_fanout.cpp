@@ -30,10 +30,6 @@ using pgcm::test::cluster;
 
 namespace {
 
-bool leasing_on() {
-  return test::fast_options().effective_inline_execution();
-}
-
 manager_options options(bool inline_execution = true) {
   auto o = test::fast_options();
   if (!inline_execution) o.inline_execution = false;
@@ -126,7 +122,8 @@ void compare_with_manager(connection_manager& mgr) {
   const strings all{"node0", "node1", "node2"};
   BOOST_REQUIRE(test::eventually([&] { return mgr.get_healthy_nodes().size() == 3; }, 10s));
   // One lease per node, all on this thread (none with inline execution off).
-  if (leasing_on() && mgr.options().effective_inline_execution()) BOOST_CHECK(all_leased(mgr, 3));
+  if (test::leasing_on() && mgr.options().effective_inline_execution())
+    BOOST_CHECK(all_leased(mgr, 3));
   // Values, node ids and order.
   auto got = mgr.query_all("SELECT pg_is_in_recovery() AS r, $1::text AS echo", {"hi"}, 10s);
   BOOST_CHECK(ids(got) == all);
@@ -193,7 +190,7 @@ BOOST_AUTO_TEST_CASE(busy_node_goes_the_actor_way_others_leased) {
   connection_manager mgr{options()};
   mgr.initialize(nodes);
   BOOST_REQUIRE(test::eventually([&] { return mgr.get_healthy_nodes().size() == 3; }, 10s));
-  if (leasing_on()) BOOST_REQUIRE(all_leased(mgr, 3));
+  if (test::leasing_on()) BOOST_REQUIRE(all_leased(mgr, 3));
   const std::string sleep = "SELECT pg_sleep(1.5)";
   auto sleeper = std::async(std::launch::async, [&] { mgr.query("node1", sleep, {}, 10s); });
   BOOST_REQUIRE(test::eventually([&] { return running("node1", sleep) == 1; }, 5s));
@@ -211,7 +208,7 @@ BOOST_AUTO_TEST_CASE(busy_node_goes_the_actor_way_others_leased) {
   }
   // node1 waited for its only connection (the sleep had ~1.5 s left).
   BOOST_CHECK_GE(took, 500);
-  if (leasing_on()) BOOST_CHECK_GE(detail::leases_taken() - before, 2u);
+  if (test::leasing_on()) BOOST_CHECK_GE(detail::leases_taken() - before, 2u);
   sleeper.get();
 }
 
@@ -221,7 +218,7 @@ BOOST_AUTO_TEST_CASE(timeout_on_one_node_cancels_it_others_answer) {
   connection_manager mgr{options()};
   mgr.initialize(test::all_nodes());
   BOOST_REQUIRE(test::eventually([&] { return mgr.get_healthy_nodes().size() == 3; }, 10s));
-  if (leasing_on()) BOOST_REQUIRE(all_leased(mgr, 3)); // the lessee cancels, not the worker
+  if (test::leasing_on()) BOOST_REQUIRE(all_leased(mgr, 3)); // the lessee cancels, not the worker
   // Sleeps on the primary only.
   const std::string sql =
       "SELECT pg_sleep(CASE WHEN pg_is_in_recovery() THEN 0 ELSE 20 END) AS s, 5 AS v";
@@ -229,7 +226,7 @@ BOOST_AUTO_TEST_CASE(timeout_on_one_node_cancels_it_others_answer) {
   auto started = std::chrono::steady_clock::now();
   auto got = mgr.query_all(sql, {}, 700ms);
   auto took = test::ms_since(started);
-  if (leasing_on()) BOOST_CHECK_GE(detail::leases_taken() - before, 1u);
+  if (test::leasing_on()) BOOST_CHECK_GE(detail::leases_taken() - before, 1u);
   BOOST_REQUIRE(ids(got) == (strings{"node0", "node1", "node2"}));
   BOOST_CHECK(!got[0].success);
   BOOST_REQUIRE(got[0].error);

@@ -21,10 +21,6 @@ using pgcm::test::cluster;
 
 namespace {
 
-bool leasing_on() {
-  return test::fast_options().effective_inline_execution();
-}
-
 manager_options quiet_options() {
   auto o = test::fast_options();
   o.health_check_interval = 30s; // no probe traffic meanwhile
@@ -82,7 +78,7 @@ BOOST_AUTO_TEST_CASE(concurrent_callers_each_get_their_own_answer) {
                                               << " queries failed; the first: " << first_error);
   auto leased = detail::leases_taken() - before;
   BOOST_TEST_MESSAGE(leased << " of " << threads * per_thread << " queries leased");
-  if (leasing_on())
+  if (test::leasing_on())
     BOOST_CHECK_GT(leased, 0u);
   else
     BOOST_CHECK_EQUAL(leased, 0u); // PGCM_INLINE=0 turns leasing off
@@ -134,7 +130,7 @@ BOOST_AUTO_TEST_CASE(a_leased_query_times_out_and_is_cancelled_on_the_server) {
   auto took = test::ms_since(start);
   BOOST_CHECK_GE(took, 250);
   BOOST_CHECK_LT(took, 300 + 1000); // answered at the deadline; the worker reads the cancel's end
-  if (leasing_on()) BOOST_CHECK_GT(detail::leases_taken(), before);
+  if (test::leasing_on()) BOOST_CHECK_GT(detail::leases_taken(), before);
   BOOST_CHECK(test::eventually([] { return running("SELECT pg_sleep(20)") == 0; }, 3s));
   BOOST_CHECK_EQUAL(backend_pid(mgr), pid); // the same connection, reused
   BOOST_CHECK(
@@ -185,7 +181,7 @@ void stop_while_leased(const std::function<void(connection_manager&)>& stop) {
     }
   });
   BOOST_REQUIRE(test::eventually([] { return running("SELECT pg_sleep(30)") == 1; }, 3s));
-  if (leasing_on()) BOOST_CHECK_GT(detail::leases_taken(), before);
+  if (test::leasing_on()) BOOST_CHECK_GT(detail::leases_taken(), before);
   auto start = std::chrono::steady_clock::now();
   stop(mgr);
   BOOST_CHECK_LT(test::ms_since(start), 1000 + 2500);
