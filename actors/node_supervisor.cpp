@@ -504,7 +504,6 @@ void on_tick(self_ptr self) {
   schedule(self, next);
 }
 
-/// A row stream: on a connection opened for it (stream_worker.hpp).
 /// A query for the pool (from the manager, a node handle or a worker
 /// handing it back): the pool policy dispatches it or queues it; the worker
 /// that runs it answers the requester (the promise is delegated).
@@ -519,6 +518,7 @@ caf::result<result_set> take_query(self_ptr self, query_job&& job) {
   return rp;
 }
 
+/// A row stream: on a connection opened for it (stream_worker.hpp).
 caf::result<stream_control_actor> start_stream(self_ptr self, stream_job&& job) {
   auto& st = self->state;
   if (st.pool->stopping())
