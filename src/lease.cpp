@@ -35,6 +35,7 @@ bool lease_pool::park(const std::shared_ptr<lease_slot>& s) {
   PGCM_ASSERT(s->at.load() == lease_slot::worker, "I6: only the worker holding it parks it");
   if (closed.load()) return false;
   s->wanted = false;
+  s->quiet_since_ns = steady_now_ns();
   if (hand_over(s)) return true;
   s->at.store(lease_slot::parked);
   idle_.push_back(s);
@@ -154,10 +155,14 @@ void lease_pool::give_back(std::shared_ptr<lease_slot> s, lease_return how, cons
       s->wanted = false;
       s->at.store(lease_slot::worker);
       by_message = true;
-    } else if (waiters_.empty() ||
-               steady_now_ns() - waiters_.front()->since_ns < handoff_after_ns || !hand_over(s)) {
-      s->at.store(lease_slot::parked);
-      idle_.push_back(s);
+    } else {
+      auto returned_at = steady_now_ns();
+      s->quiet_since_ns = returned_at;
+      if (waiters_.empty() || returned_at - waiters_.front()->since_ns < handoff_after_ns ||
+          !hand_over(s)) {
+        s->at.store(lease_slot::parked);
+        idle_.push_back(s);
+      }
     }
     s->counters->leased.fetch_sub(1);
     --leased_now_;
@@ -307,9 +312,11 @@ bool leased_query::start(std::int64_t wait_until) {
       pool.give_back(std::move(s_), lease_return::broken, "connection has no socket", counts_);
       continue;
     }
-    {
-      // Readable while idle: the server ended the session (or sent a
-      // notice): its worker reads it and fails or parks it again.
+    if (steady_now_ns() - s_->quiet_since_ns >= lease_recent_ns) {
+      // Idle a while and readable: the server ended the session (or sent a
+      // notice): its worker reads it and fails or parks it again. Busy
+      // moments ago: not checked (a session ended meanwhile answers the
+      // statement with the server's FATAL message: retried, settle()).
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 0) != 0) {
         pool.give_back(std::move(s_), lease_return::check, {}, counts_);

@@ -6,7 +6,8 @@
 // A node supervisor owns one lease_pool (shared with its workers and with
 // the facade). An idle connection worker *parks* its connection there: its
 // socket is then not watched by the reactor. A facade caller takes a parked
-// connection (`take`), checks it (readable while idle: the server closed
+// connection (`take`), checks it unless it was busy less than 10 ms ago
+// (readable while idle: the server closed
 // it), runs libpq on it (send, poll() its socket until the deadline, read,
 // convert) and hands it back (`give_back`). Ownership of the PGconn moves
 // with the slot's `at` (docs/threading.md I6-I8): only the worker touches it
@@ -77,7 +78,17 @@ struct lease_slot {
   /// next statement: 57014 within 2 s of it is retried). Touched only by
   /// the current lessee.
   std::int64_t last_cancel_ns = 0;
+  /// When a statement last ended well on it and it became idle (parked by
+  /// its worker, or given back `ok`): a connection idle for less than
+  /// `lease_recent_ns` is not checked before use (its end would show as the
+  /// server's FATAL message, which retries the statement). Written and read
+  /// under the pool's mutex or by the slot's holder.
+  std::int64_t quiet_since_ns = 0;
 };
+
+/// A leased connection idle for less than this is used without the
+/// readable-while-idle check (one `poll` less per query on a busy pool).
+constexpr std::int64_t lease_recent_ns = 10'000'000;
 
 /// The handoff between a node supervisor's idle workers and facade callers.
 struct lease_pool {

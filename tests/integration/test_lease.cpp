@@ -112,6 +112,34 @@ BOOST_AUTO_TEST_CASE(a_connection_terminated_while_parked_is_replaced) {
   mgr.shutdown();
 }
 
+// A connection busy moments ago is leased without the readable-while-idle
+// check: a session the server ended meanwhile answers the statement with its
+// FATAL message, and the statement, certain not to have run, is retried on
+// another connection (the caller sees nothing).
+BOOST_AUTO_TEST_CASE(a_connection_terminated_right_after_use_retries_the_statement) {
+  connection_manager mgr{quiet_options()};
+  mgr.initialize({{"node0", small_pool("node0", 1)}});
+  connection_manager admin{quiet_options()};
+  admin.initialize({{"node0", small_pool("node0", 1)}});
+  for (int round = 0; round < 5; ++round) {
+    auto retried = mgr.get_pool_stats("node0")->queries_retried;
+    auto pid = backend_pid(mgr);
+    // Well within the 10 ms: a query on a connection of its own.
+    admin.query("node0", "SELECT pg_terminate_backend($1)", {pid});
+    int now_pid = 0;
+    BOOST_CHECK_NO_THROW(now_pid = backend_pid(mgr));
+    BOOST_CHECK_NE(now_pid, pid);
+    // Retried by the lessee, or found by the check / by the worker first
+    // (the 10 ms may have passed on a loaded machine): never failed.
+    BOOST_CHECK(
+        test::eventually([&] { return mgr.get_pool_stats("node0")->queries_failed == 0; }, 1s));
+    if (test::leasing_on() && round == 4)
+      BOOST_TEST_MESSAGE("retried: " << mgr.get_pool_stats("node0")->queries_retried - retried);
+  }
+  mgr.shutdown();
+  admin.shutdown();
+}
+
 // A leased query past its deadline is cancelled on the server; the caller
 // gets query_timeout and the connection stays usable.
 BOOST_AUTO_TEST_CASE(a_leased_query_times_out_and_is_cancelled_on_the_server) {
